@@ -1,0 +1,32 @@
+// The checkpoint files of a run directory: checkpoint-<step>.h5 written atomically, then the
+// `latest` marker (invariant 7: the marker is written last, so it never names a partial file),
+// and only the newest keep_last checkpoints kept.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vardp::train {
+
+class CheckpointDir {
+ public:
+  CheckpointDir(std::string run_dir, int64_t keep_last);
+  const std::string& run_dir() const { return run_dir_; }
+  std::string path_for_step(int64_t step) const;  // <run_dir>/checkpoint-<step 8 digits>.h5
+  // Called after checkpoint `step` was committed: writes `latest`, removes older ones.
+  void mark_latest(int64_t step);
+  // The checkpoint `latest` names, if any (and it exists).
+  std::optional<std::string> latest() const;
+  // Steps of the checkpoints present, ascending.
+  std::vector<int64_t> steps() const;
+  // A DONE marker: the run finished; `--resume auto` then exits 0 at once.
+  void mark_done(const std::string& summary);
+  bool done() const;
+
+ private:
+  std::string run_dir_;
+  int64_t keep_last_;
+};
+
+}  // namespace vardp::train

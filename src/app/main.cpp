@@ -1,0 +1,3 @@
+#include "app/run_main.hpp"
+
+int main(int argc, char** argv) { return vardp::app::run_main(argc, argv); }

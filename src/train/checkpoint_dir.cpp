@@ -1,0 +1,68 @@
+#include "vardp/train/checkpoint_dir.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "vardp/io/atomic_file.hpp"
+#include "vardp/util/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace vardp::train {
+
+CheckpointDir::CheckpointDir(std::string run_dir, int64_t keep_last)
+    : run_dir_(std::move(run_dir)), keep_last_(std::max<int64_t>(1, keep_last)) {
+  std::error_code ec;
+  fs::create_directories(run_dir_, ec);
+  if (ec) throw Error("cannot create run directory: " + ec.message(), run_dir_);
+}
+
+std::string CheckpointDir::path_for_step(int64_t step) const {
+  char name[48];
+  std::snprintf(name, sizeof name, "checkpoint-%08lld.h5", static_cast<long long>(step));
+  return (fs::path(run_dir_) / name).string();
+}
+
+std::vector<int64_t> CheckpointDir::steps() const {
+  static const std::regex pattern("checkpoint-([0-9]+)\\.h5");
+  std::vector<int64_t> out;
+  for (const auto& e : fs::directory_iterator(run_dir_)) {
+    std::smatch m;
+    std::string name = e.path().filename().string();
+    if (std::regex_match(name, m, pattern)) out.push_back(std::stoll(m[1]));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void CheckpointDir::mark_latest(int64_t step) {
+  std::string path = path_for_step(step);
+  if (!fs::exists(path)) throw Error("checkpoint to mark does not exist", path);
+  io::write_text_atomic((fs::path(run_dir_) / "latest").string(), fs::path(path).filename().string() + "\n");
+  auto all = steps();
+  for (size_t i = 0; i + static_cast<size_t>(keep_last_) < all.size(); ++i) {
+    if (all[i] == step) continue;
+    std::error_code ec;
+    fs::remove(path_for_step(all[i]), ec);
+  }
+}
+
+std::optional<std::string> CheckpointDir::latest() const {
+  std::ifstream in(fs::path(run_dir_) / "latest");
+  std::string name;
+  if (!in || !std::getline(in, name) || name.empty()) return std::nullopt;
+  std::string path = (fs::path(run_dir_) / name).string();
+  if (!fs::exists(path)) throw Error("`latest` names " + name + ", which is missing", run_dir_);
+  return path;
+}
+
+void CheckpointDir::mark_done(const std::string& summary) {
+  io::write_text_atomic((fs::path(run_dir_) / "DONE").string(), summary);
+}
+
+bool CheckpointDir::done() const { return fs::exists(fs::path(run_dir_) / "DONE"); }
+
+}  // namespace vardp::train
