@@ -4,6 +4,7 @@
 #include "app/command.hpp"
 #include "app/config_loader.hpp"
 #include "app/job.hpp"
+#include "vardp/util/error.hpp"
 
 namespace vardp::app {
 namespace {
