@@ -35,7 +35,15 @@ std::string toml_quote(const std::string& s) {
 std::string toml_double(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  char buf[40];
+  char buf[64];
+  double a = std::fabs(v);
+  if (a == 0.0 || (a >= 1e-4 && a < 1e15)) {
+    // Plain decimals for the usual magnitudes (100.0, 0.0001): readable in logs and run names.
+    for (int decimals = 1; decimals <= 20; ++decimals) {
+      std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+      if (std::strtod(buf, nullptr) == v) return buf;
+    }
+  }
   for (int prec = 1; prec <= 17; ++prec) {
     std::snprintf(buf, sizeof buf, "%.*g", prec, v);
     if (std::strtod(buf, nullptr) == v) break;
