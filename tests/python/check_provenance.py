@@ -23,4 +23,5 @@ with h5py.File(path, "r") as f:
     assert "[train]" in cfg and "seed = 5" in cfg, cfg[:200]
     assert text("SLURM_JOB_ID") == "4242" and text("SLURM_ARRAY_TASK_ID") == "3"
     assert list(f["ranks"][...]) == list(range(world))
-print(f"{path}: provenance OK ({', '.join(sorted(a.keys()))})")
+    names = sorted(a.keys())
+print(f"{path}: provenance OK ({', '.join(names)})")
