@@ -44,7 +44,8 @@ constexpr size_t kMaxCount = size_t(1) << 30;
 
 class MpiComm final : public Comm {
  public:
-  explicit MpiComm(MPI_Comm comm) : comm_(comm) {
+  // owned: a communicator from split(), freed with this object.
+  explicit MpiComm(MPI_Comm comm, bool owned = false) : comm_(comm), owned_(owned) {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
     MPI_Comm node;
@@ -88,6 +89,17 @@ class MpiComm final : public Comm {
           "MPI_Allgather");
   }
 
+  ~MpiComm() override {
+    if (owned_ && !MpiRuntime::finalized()) MPI_Comm_free(&comm_);
+  }
+
+  std::unique_ptr<Comm> split(int color, int key) override {
+    MPI_Comm sub = MPI_COMM_NULL;
+    check(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split");
+    MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN);
+    return std::make_unique<MpiComm>(sub, true);
+  }
+
   [[noreturn]] void abort(int code) override {
     MPI_Abort(comm_, code);
     std::_Exit(code);
@@ -95,6 +107,7 @@ class MpiComm final : public Comm {
 
  private:
   MPI_Comm comm_;
+  bool owned_ = false;
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
 };
 }  // namespace

@@ -30,6 +30,9 @@ class Comm {
   virtual void all_reduce(void* data, size_t count, DType type, ReduceOp op) = 0;
   // recv holds size()*count elements, rank r's block at r*count.
   virtual void all_gather(const void* send, void* recv, size_t count, DType type) = 0;
+  // Collective: splits the ranks by `color` (ordered by `key`, then by rank) into new
+  // communicators, like MPI_Comm_split; e.g. the view groups of the training job.
+  virtual std::unique_ptr<Comm> split(int color, int key) = 0;
   // Ends every process of the job now with `code` (MPI_Abort). Never returns.
   [[noreturn]] virtual void abort(int code) = 0;
 
