@@ -357,7 +357,7 @@ else
   "$V" bench-model --help >"$W/bench_model_help.txt" 2>&1 || true
   bf16=()
   if grep -q -- '--dtype' "$W/bench_model_help.txt"; then
-    bf16=(--dtype bf16)
+    bf16=(--dtype bfloat16)
   elif grep -q -- '--bf16' "$W/bench_model_help.txt"; then
     bf16=(--bf16)
   elif grep -q -- '--autocast' "$W/bench_model_help.txt"; then
@@ -383,13 +383,17 @@ else
         --set "model.var=$fx/var_fixture.pth" --set "data.train=$DEPS/train_tiny.h5" --set model.device=cuda
         --set train.log_every=4)
     run_step train:dp-lora-cuda 120 train_dp_cuda.log "$V" "${tr[@]}" \
-      --set "output.dir=$W/train_dp_cuda" --set dp.enabled=true --set dp.sample_rate=0.34 --set dp.augmult=2
+      --set "output.dir=$W/train_dp_cuda" --set dp.enabled=true --set dp.noise_multiplier=0.8 --set dp.sample_rate=0.34 --set dp.augmult=2
     record train:dp-lora-cuda "$(status_of "$STEP_RC")" "$STEP_SECS" "$(grep -o 'privacy spent.*' "$W/train_dp_cuda.log" | head -1)"
     tail_on_failure train_dp_cuda.log 20
     run_step train:full-cuda 120 train_full_cuda.log "$V" "${tr[@]}" \
       --set "output.dir=$W/train_full_cuda" --set adapt.method=full --set train.lr=1e-3
     record train:full-cuda "$(status_of "$STEP_RC")" "$STEP_SECS" "$(grep -o 'training finished.*' "$W/train_full_cuda.log" | head -1)"
     tail_on_failure train_full_cuda.log 20
+    run_step train:full-bf16-cuda 120 train_bf16_cuda.log "$V" "${tr[@]}" \
+      --set "output.dir=$W/train_bf16_cuda" --set adapt.method=full --set train.lr=1e-3 --set model.dtype=bfloat16
+    record train:full-bf16-cuda "$(status_of "$STEP_RC")" "$STEP_SECS" "$(grep -o 'training finished.*' "$W/train_bf16_cuda.log" | head -1)"
+    tail_on_failure train_bf16_cuda.log 20
   else
     record train:cuda SKIP 0 "no $DEPS/train_tiny.h5 or fixtures"
   fi

@@ -1,7 +1,7 @@
 // vardp bench-dp: cost of a DP-SGD step against a non-private step on the same micro-batch, for
 // each per-example-gradient strategy (reference, instantiate = Opacus, bk = fastDP book-keeping)
 // at augmult k = 1 (R examples x 1 view) and k (R/k examples x k views), for the full and the
-// AdaLN-only ("lntune") parameter sets of a small VAR. Privacy argument: none here - this only
+// AdaLN-only ("lntune") and LoRA parameter sets of a small VAR. Privacy argument: none here - this only
 // times the engine of dp/engine.hpp; noise and clipping run as in training.
 //
 // Peak memory is the peak of LibTorch's CPU allocations during a step above their level at the
@@ -23,6 +23,8 @@
 #include <vector>
 
 #include "app/command.hpp"
+#include "vardp/train/adaptation.hpp"
+#include "vardp/compat/torch_compat.hpp"
 #include "app/job.hpp"
 #include "vardp/dist/tensor_comm.hpp"
 #include "vardp/dp/engine.hpp"
@@ -36,7 +38,7 @@ namespace vardp::app {
 namespace {
 
 constexpr const char* kUsage =
-    "vardp bench-dp [--depth 4] [--micro-batch 8] [--augmult 4] [--sets full,lntune] "
+    "vardp bench-dp [--depth 4] [--micro-batch 8] [--augmult 4] [--sets full,lntune,lora] "
     "[--strategies reference,instantiate,bk] [--out FILE]";
 
 std::vector<std::string> split(const std::string& text) {
@@ -65,7 +67,7 @@ std::vector<int64_t> parse_ints(const std::string& text, const char* what) {
 // installed; tracks the running total since reset() and its peak.
 class PeakTracker : public c10::MemoryReportingInfoBase {
  public:
-  void reportMemoryUsage(void*, int64_t alloc_size, int64_t, int64_t, c10::Device) override {
+  void reportMemoryUsage(void*, int64_t alloc_size, compat::MemoryTotal, compat::MemoryTotal, c10::Device) override {
     current_ += alloc_size;
     peak_ = std::max(peak_, current_);
   }
@@ -113,7 +115,9 @@ int run_bench_dp(const std::vector<std::string>& args) {
       ("classes", po::value<int64_t>()->default_value(100), "number of classes")
       ("micro-batch", po::value<int64_t>()->default_value(8), "rows ((example, view) units) per step")
       ("augmult", po::value<int64_t>()->default_value(4), "views per example of the k > 1 cases")
-      ("sets", po::value<std::string>()->default_value("full,lntune"), "parameter sets: full, lntune")
+      ("sets", po::value<std::string>()->default_value("full,lntune,lora"),
+       "parameter sets: full, lntune, lora (LoRA factors on attn+mlp+adaln, measured last)")
+      ("lora-rank", po::value<int64_t>()->default_value(8), "LoRA rank of the lora set")
       ("strategies", po::value<std::string>()->default_value("reference,instantiate,bk"),
        "per-example gradient strategies")
       ("norm-rule", po::value<std::string>()->default_value("cost"), "BK per-layer rule: cost, ghost, instantiate")
@@ -132,9 +136,11 @@ int run_bench_dp(const std::vector<std::string>& args) {
   const dp::NormRule rule = dp::parse_norm_rule(vm["norm-rule"].as<std::string>());
   std::vector<dp::GradStrategy> strategies;
   for (const auto& s : split(vm["strategies"].as<std::string>())) strategies.push_back(dp::parse_grad_strategy(s));
-  const std::vector<std::string> sets = split(vm["sets"].as<std::string>());
+  std::vector<std::string> sets = split(vm["sets"].as<std::string>());
   for (const auto& s : sets)
-    if (s != "full" && s != "lntune") throw UsageError(str("unknown parameter set '", s, "'"), "--sets");
+    if (s != "full" && s != "lntune" && s != "lora") throw UsageError(str("unknown parameter set '", s, "'"), "--sets");
+  // LoRA adds factors to the model, so it comes after the sets that must not contain them.
+  std::stable_partition(sets.begin(), sets.end(), [](const std::string& s) { return s != "lora"; });
 
   model::VARConfig c = model::VARConfig::for_depth(vm["depth"].as<int64_t>(), vm["classes"].as<int64_t>(),
                                                    vm["vocab"].as<int64_t>(), vm["cvae"].as<int64_t>(),
@@ -167,7 +173,18 @@ int run_bench_dp(const std::vector<std::string>& args) {
   std::vector<double> secs, peaks, tratio, mratio;
   std::vector<int64_t> nparams, ks;
   for (const auto& set_name : sets) {
-    auto select = [&](const std::string& n) { return set_name == "full" || dp::is_ada_lin(n); };
+    if (set_name == "lora") {
+      config::AdaptConfig lora;
+      lora.method = "lora";
+      lora.lora_rank = vm["lora-rank"].as<int64_t>();
+      lora.lora_alpha = 2.0 * static_cast<double>(lora.lora_rank);
+      lora.train_class_emb = false;
+      train::adapt_var(*var, lora, vm["seed"].as<uint64_t>());
+    }
+    auto select = [&](const std::string& n) {
+      if (set_name == "lora") return n.find(".lora_") != std::string::npos;
+      return set_name == "full" || dp::is_ada_lin(n);
+    };
     for (auto& item : var->named_parameters()) item.value().set_requires_grad(select(item.key()));
     dp::TrainableSet set = dp::TrainableSet::from_module(*var, select);
 

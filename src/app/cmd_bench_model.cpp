@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "app/command.hpp"
+#include "vardp/compat/torch_compat.hpp"
 #include "app/job.hpp"
 #include "vardp/io/atomic_file.hpp"
 #include "vardp/io/h5.hpp"
@@ -61,6 +62,7 @@ int run_bench_model(const std::vector<std::string>& args) {
       ("warmup", po::value<int>()->default_value(1), "untimed steps first")
       ("forward-only", po::bool_switch(), "time the forward pass only (no_grad)")
       ("device", po::value<std::string>()->default_value("auto"), "auto, cpu, cuda or cuda:N")
+      ("dtype", po::value<std::string>()->default_value("float32"), "float32 | bfloat16 (CUDA autocast)")
       ("threads", po::value<int>()->default_value(0), "intra-op CPU threads (0: LibTorch's default)")
       ("seed", po::value<uint64_t>()->default_value(0), "seed of the random weights and inputs")
       ("out", po::value<std::string>(), "also write the numbers to this HDF5 file");
@@ -74,6 +76,10 @@ int run_bench_model(const std::vector<std::string>& args) {
     throw UsageError("--depth, --batch, --iters must be >= 1 and --warmup >= 0", "vardp bench-model");
   if (vm["threads"].as<int>() > 0) torch::set_num_threads(vm["threads"].as<int>());
   const torch::Device device = model::resolve_device(vm["device"].as<std::string>());
+  const std::string dtype = vm["dtype"].as<std::string>();
+  if (dtype != "float32" && dtype != "bfloat16") throw UsageError("--dtype must be float32 or bfloat16", "--dtype");
+  if (dtype == "bfloat16" && !device.is_cuda())
+    throw UsageError("--dtype bfloat16 is CUDA autocast; use a CUDA device", "--dtype");
 
   model::VARConfig c = model::VARConfig::for_depth(depth, vm["classes"].as<int64_t>(), vm["vocab"].as<int64_t>(),
                                                    vm["cvae"].as<int64_t>(),
@@ -97,6 +103,7 @@ int run_bench_model(const std::vector<std::string>& args) {
   torch::Tensor targets = torch::randint(0, V, {batch, L}, opts.dtype(torch::kLong));
 
   auto step = [&]() {
+    compat::CudaAutocastScope autocast(dtype == "bfloat16");
     if (forward_only) {
       torch::NoGradGuard no_grad;
       (void)var->forward(labels, x);
@@ -121,7 +128,7 @@ int run_bench_model(const std::vector<std::string>& args) {
   const double tflops = flops / median / 1e12;
 
   std::printf("bench-model: %s\n", c.describe().c_str());
-  std::printf("  device %s, threads %d, batch %lld, %s, params %lld\n", device.str().c_str(),
+  std::printf("  device %s, %s, threads %d, batch %lld, %s, params %lld\n", device.str().c_str(), dtype.c_str(),
               torch::get_num_threads(), static_cast<long long>(batch),
               forward_only ? "forward only" : "forward+backward",
               static_cast<long long>(model::count_parameters(*var)));
@@ -140,6 +147,7 @@ int run_bench_model(const std::vector<std::string>& args) {
     io::write_provenance(out.id(), prov);
     io::h5_write_attr(out.id(), "config", c.describe());
     io::h5_write_attr(out.id(), "device", device.str());
+    io::h5_write_attr(out.id(), "dtype", dtype);
     io::h5_write_attr(out.id(), "threads", static_cast<int64_t>(torch::get_num_threads()));
     io::h5_write_attr(out.id(), "batch", batch);
     io::h5_write_attr(out.id(), "iters", static_cast<int64_t>(iters));

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <sys/stat.h>
 
+#include "vardp/compat/torch_compat.hpp"
 #include "vardp/data/batch_tensor.hpp"
 #include "vardp/data/reader.hpp"
 #include "vardp/dist/tensor_comm.hpp"
@@ -342,6 +343,15 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
     flops.phase_seconds["checkpoint"] += std::chrono::duration<double>(Clock::now() - w0).count();
   };
 
+  // bf16 autocast (model.dtype = "bfloat16") on CUDA for plain training. DP runs stay in float32:
+  // per-example norms decide the clipping that the privacy guarantee rests on, and the engine's
+  // Gram/instantiation products are checked against the reference in float32.
+  if (cfg.model.dtype != "float32" && cfg.model.dtype != "bfloat16")
+    throw UsageError("model.dtype must be float32 or bfloat16, got '" + cfg.model.dtype + "'", "model.dtype");
+  const bool autocast = cfg.model.dtype == "bfloat16" && dev.is_cuda() && !dp_on;
+  if (cfg.model.dtype == "bfloat16" && !autocast)
+    log::warn("model.dtype = bfloat16 is used for plain training on CUDA only; this run computes in float32");
+
   install_stop_signal_handlers();
   StopPolicy stop(cfg.train.max_hours);
   const double flops_per_row = 3.0 * model::forward_flops(m.var->config(), 1);
@@ -350,6 +360,8 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
   double last_step_s = 0;
   double last_loss = 0;
   const int64_t mb_size = std::max<int64_t>(1, cfg.train.micro_batch);
+  const size_t prefetch_depth = static_cast<size_t>(std::max<int64_t>(1, cfg.data.prefetch));
+  data::Prefetcher prefetcher(reader, prefetch_depth);
   const data::ViewSpec view_base{true, static_cast<int>(cfg.data.image_size), cfg.data.hflip, seed, 0};
 
   for (int64_t step = start; step < planned; ++step) {
@@ -361,13 +373,23 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
     auto phase = [&](const char* name, Clock::time_point a, Clock::time_point b) {
       flops.phase_seconds[name] += std::chrono::duration<double>(b - a).count();
     };
+    // This rank's units in micro-batches; the prefetcher reads and crops the next ones on its
+    // thread while the current one computes.
     auto run_micro_batches = [&](const std::vector<data::Unit>& units, auto&& consume) {
+      std::vector<std::vector<data::Unit>> mbs;
       for (size_t lo = 0; lo < units.size(); lo += static_cast<size_t>(mb_size)) {
         const size_t hi = std::min(units.size(), lo + static_cast<size_t>(mb_size));
-        std::vector<data::Unit> mb(units.begin() + static_cast<std::ptrdiff_t>(lo),
-                                   units.begin() + static_cast<std::ptrdiff_t>(hi));
+        mbs.emplace_back(units.begin() + static_cast<std::ptrdiff_t>(lo), units.begin() + static_cast<std::ptrdiff_t>(hi));
+      }
+      size_t submitted = 0;
+      auto top_up = [&]() {
+        while (submitted < mbs.size() && prefetcher.outstanding() < prefetch_depth) prefetcher.submit(mbs[submitted++], vs);
+      };
+      for (const auto& mb : mbs) {
+        top_up();
         auto p0 = Clock::now();
-        data::Batch batch = reader->make_batch(mb, vs);
+        data::Batch batch = prefetcher.next();
+        top_up();
         auto p1 = Clock::now();
         Tokens tok = tokenize(*m.vae, batch, dev);
         auto p2 = Clock::now();
@@ -423,6 +445,7 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
         if (p.grad().defined()) p.mutable_grad().zero_();
       run_micro_batches(plain_units(batch, layout), [&](const std::vector<data::Unit>&, Tokens& tok,
                                                         model::ForwardOptions fo) {
+        compat::CudaAutocastScope mixed(autocast);
         torch::Tensor logits = m.var->forward(tok.labels, tok.x_BLCv, fo);
         torch::Tensor per_ex =
             model::cross_entropy_loss(logits, tok.targets, cfg.train.label_smooth).per_example;

@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <ATen/autocast_mode.h>
 
 #include <optional>
 
@@ -14,6 +15,44 @@
 #endif
 
 namespace vardp::compat {
+
+// CUDA autocast on this thread (bf16 mixed precision as the official trainer's
+// torch.autocast('cuda', dtype=torch.bfloat16)); the cache of cast weights is cleared when
+// disabling. The API moved from set_enabled/set_autocast_gpu_dtype to per-device calls in 2.4.
+inline void set_cuda_autocast(bool enabled, at::ScalarType dtype = at::kBFloat16) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+  at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+#else
+  at::autocast::set_autocast_gpu_dtype(dtype);
+  at::autocast::set_enabled(enabled);
+#endif
+  if (!enabled) at::autocast::clear_cache();
+}
+
+// Enables CUDA autocast for one scope.
+class CudaAutocastScope {
+ public:
+  explicit CudaAutocastScope(bool enabled, at::ScalarType dtype = at::kBFloat16) : enabled_(enabled) {
+    if (enabled_) set_cuda_autocast(true, dtype);
+  }
+  ~CudaAutocastScope() {
+    if (enabled_) set_cuda_autocast(false);
+  }
+  CudaAutocastScope(const CudaAutocastScope&) = delete;
+  CudaAutocastScope& operator=(const CudaAutocastScope&) = delete;
+
+ private:
+  bool enabled_;
+};
+
+// Type of the running-total arguments of c10::MemoryReportingInfoBase::reportMemoryUsage:
+// int64_t in LibTorch 1.13, size_t in 2.x.
+#if TORCH_VERSION_MAJOR >= 2
+using MemoryTotal = size_t;
+#else
+using MemoryTotal = int64_t;
+#endif
 
 // softmax(q*scale @ k^T + mask) @ v, q/k/v shaped (B, H, L, c), mask broadcastable to
 // (B, H, Lq, Lk) with 0 / -inf entries. On LibTorch >= 2.1 this is the fused kernel (what the
