@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libtorch-dev                     # LibTorch 1.13 (CPU)
+  libopenblas0-pthread             # optimised BLAS for LibTorch on CPU (the default libblas is the slow reference one)
   libopenmpi-dev openmpi-bin       # MPI
   libhdf5-dev                      # HDF5 C API
   libboost-program-options-dev     # CLI
