@@ -19,6 +19,7 @@
 
 #include "app/command.hpp"
 #include "app/job.hpp"
+#include "app/sample_run.hpp"
 #include "vardp/io/atomic_file.hpp"
 #include "vardp/io/h5.hpp"
 #include "vardp/io/provenance.hpp"
@@ -32,7 +33,7 @@ namespace {
 
 constexpr const char* kUsage =
     "vardp sample --vae V --var M --classes 1,5,9 [--per-class n] --cfg 1.5 --top-k 900 --top-p 0.96 "
-    "--seed S --out O.h5";
+    "--seed S --out O.h5\n       vardp sample --run DIR [--checkpoint F] [--per-class n] [--seed S] [--out DIR/samples.h5]";
 constexpr const char* kSamplesFormat = "vardp.samples";
 constexpr int64_t kSamplesFormatVersion = 1;
 
@@ -58,9 +59,12 @@ std::vector<int64_t> parse_classes(const std::string& text) {
 int run_sample(const std::vector<std::string>& args) {
   po::options_description options(kUsage);
   options.add_options()
-      ("vae", po::value<std::string>()->required(), "VQ-VAE checkpoint (.pth or vardp HDF5)")
-      ("var", po::value<std::string>()->required(), "VAR checkpoint (.pth or vardp HDF5)")
-      ("classes", po::value<std::string>()->required(), "comma-separated class ids (num_classes = unconditional)")
+      ("vae", po::value<std::string>(), "VQ-VAE checkpoint (.pth or vardp HDF5)")
+      ("var", po::value<std::string>(), "VAR checkpoint (.pth or vardp HDF5)")
+      ("classes", po::value<std::string>(), "comma-separated class ids (num_classes = unconditional)")
+      ("run", po::value<std::string>(), "a vardp train run directory: sample its evaluation set (rank-sharded, "
+                                       "per class as many as its test split has, or --per-class)")
+      ("checkpoint", po::value<std::string>()->default_value(""), "with --run: this checkpoint instead of the latest")
       ("per-class", po::value<int64_t>()->default_value(1), "images per class")
       ("cfg", po::value<double>()->default_value(1.5), "classifier-free guidance at the last scale")
       ("top-k", po::value<int64_t>()->default_value(900), "top-k filter (0: off; ties at the k-th value kept)")
@@ -68,11 +72,14 @@ int run_sample(const std::vector<std::string>& args) {
       ("seed", po::value<uint64_t>()->default_value(0), "generator seed of the first batch")
       ("more-smooth", po::bool_switch(), "gumbel-softmax smoothing (visualisation only)")
       ("batch", po::value<int64_t>()->default_value(16), "images per autoregressive batch")
-      ("out", po::value<std::string>()->required(), "samples file to write (format vardp.samples)")
+      ("out", po::value<std::string>(), "samples file to write (format vardp.samples; with --run default DIR/samples.h5)")
       ("device", po::value<std::string>()->default_value("auto"), "auto, cpu, cuda or cuda:N")
       ("threads", po::value<int>()->default_value(0), "intra-op CPU threads (0: LibTorch's default)");
   po::variables_map vm;
   if (!parse_command_line(args, kUsage, options, vm)) return 0;
+  if (vm.count("run")) return sample_run(vm);
+  for (const char* required : {"vae", "var", "classes", "out"})
+    if (!vm.count(required)) throw UsageError(str("--", required, " is required (or use --run DIR)"), "vardp sample");
   const std::vector<int64_t> classes = parse_classes(vm["classes"].as<std::string>());
   const int64_t per_class = vm["per-class"].as<int64_t>();
   const int64_t batch = vm["batch"].as<int64_t>();
