@@ -386,6 +386,10 @@ else
       --set "output.dir=$W/train_dp_cuda" --set dp.enabled=true --set dp.noise_multiplier=0.8 --set dp.sample_rate=0.34 --set dp.augmult=2
     record train:dp-lora-cuda "$(status_of "$STEP_RC")" "$STEP_SECS" "$(grep -o 'privacy spent.*' "$W/train_dp_cuda.log" | head -1)"
     tail_on_failure train_dp_cuda.log 20
+    run_step train:dp-lora-cuda-2ranks 120 train_dp2_cuda.log "${MPIRUN[@]}" "$V" "${tr[@]}" \
+      --set "output.dir=$W/train_dp2_cuda" --set dp.enabled=true --set dp.noise_multiplier=0.8 --set dp.sample_rate=0.34 --set dp.augmult=2
+    record train:dp-lora-cuda-2ranks "$(status_of "$STEP_RC")" "$STEP_SECS" "$(grep -o 'privacy spent.*' "$W/train_dp2_cuda.log" | head -1)"
+    tail_on_failure train_dp2_cuda.log 20
     run_step train:full-cuda 120 train_full_cuda.log "$V" "${tr[@]}" \
       --set "output.dir=$W/train_full_cuda" --set adapt.method=full --set train.lr=1e-3
     record train:full-cuda "$(status_of "$STEP_RC")" "$STEP_SECS" "$(grep -o 'training finished.*' "$W/train_full_cuda.log" | head -1)"

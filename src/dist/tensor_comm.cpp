@@ -2,6 +2,7 @@
 
 #include "vardp/dist/nccl_comm.hpp"
 #include "vardp/util/error.hpp"
+#include "vardp/util/log.hpp"
 
 namespace vardp::dist {
 
@@ -21,7 +22,15 @@ DType to_dtype(const torch::Tensor& t) {
 
 TensorComm::TensorComm(Comm& host, bool use_nccl) : host_(host) {
 #ifdef VARDP_WITH_NCCL
-  if (use_nccl && host.size() > 1 && torch::cuda::is_available()) nccl_ = std::make_unique<NcclComm>(host);
+  if (use_nccl && host.size() > 1 && torch::cuda::is_available()) {
+    // NCCL needs one GPU per rank: where ranks of a node would share a device, every rank (the
+    // decision is collective) moves CUDA tensors through host memory and MPI instead.
+    const int64_t own_gpu = host.local_size() <= static_cast<int>(torch::cuda::device_count()) ? 1 : 0;
+    if (host.all_reduce(own_gpu, ReduceOp::min) == 1)
+      nccl_ = std::make_unique<NcclComm>(host);
+    else
+      log::warn("more ranks than GPUs on a node: CUDA collectives go through MPI, not NCCL");
+  }
 #else
   (void)use_nccl;
 #endif
