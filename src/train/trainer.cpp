@@ -15,6 +15,7 @@
 #include "vardp/compat/torch_compat.hpp"
 #include "vardp/data/batch_tensor.hpp"
 #include "vardp/data/reader.hpp"
+#include "vardp/data/token_cache.hpp"
 #include "vardp/dist/tensor_comm.hpp"
 #include "vardp/dp/accountant.hpp"
 #include "vardp/dp/accountant_types.hpp"
@@ -118,6 +119,31 @@ Tokens tokenize(model::VQVAEImpl& vae, const data::Batch& batch, const torch::De
   t.labels = data::batch_labels(batch).to(dev);
   t.x_BLCv = vae.quantize->idxBl_to_var_input(ids);
   t.targets = torch::cat(ids, 1);
+  return t;
+}
+
+// The same from the token cache: pool views instead of on-the-fly crops, no VQ-VAE encoder.
+Tokens tokens_from_cache(model::VQVAEImpl& vae, const data::TokenCache& cache, const std::vector<data::Unit>& units,
+                         uint64_t seed, int64_t step, const torch::Device& dev) {
+  torch::NoGradGuard no_grad;
+  std::vector<std::pair<int64_t, int64_t>> rows;
+  std::vector<int64_t> labels;
+  for (const auto& u : units) {
+    rows.emplace_back(u.example, data::pool_view(seed, step, u.example, u.view, cache.pool_views()));
+    labels.push_back(cache.labels()[static_cast<size_t>(u.example)]);
+  }
+  const int64_t R = static_cast<int64_t>(units.size());
+  torch::Tensor all = torch::tensor(cache.read(rows), torch::kLong).view({R, cache.tokens_per_view()}).to(dev);
+  std::vector<torch::Tensor> ids;
+  int64_t at = 0;
+  for (int64_t pn : cache.patch_nums()) {
+    ids.push_back(all.slice(1, at, at + pn * pn));
+    at += pn * pn;
+  }
+  Tokens t;
+  t.labels = torch::tensor(labels, torch::kLong).to(dev);
+  t.x_BLCv = vae.quantize->idxBl_to_var_input(ids);
+  t.targets = all;
   return t;
 }
 
@@ -360,6 +386,17 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
   double last_step_s = 0;
   double last_loss = 0;
   const int64_t mb_size = std::max<int64_t>(1, cfg.train.micro_batch);
+  std::unique_ptr<data::TokenCache> cache;
+  if (!cfg.data.token_cache.empty()) {
+    cache = std::make_unique<data::TokenCache>(cfg.data.token_cache);
+    const std::string& tc = cfg.data.token_cache;
+    VARDP_CHECK(cache->num_examples() == N && cache->labels() == reader->labels() &&
+                    cache->dataset_images_sha256() == reader->info().images_sha256,
+                tc, " was not made from ", cfg.data.train, " (examples, labels or image hash differ)");
+    VARDP_CHECK(cache->patch_nums() == m.var->config().patch_nums && cache->image_size() == cfg.data.image_size, tc,
+                " has other patch_nums or image size than the model");
+    log::info("token cache ", tc, ": ", cache->pool_views(), " pool views per example (VQ-VAE encoder skipped)");
+  }
   const size_t prefetch_depth = static_cast<size_t>(std::max<int64_t>(1, cfg.data.prefetch));
   data::Prefetcher prefetcher(reader, prefetch_depth);
   const data::ViewSpec view_base{true, static_cast<int>(cfg.data.image_size), cfg.data.hflip, seed, 0};
@@ -376,6 +413,20 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
     // This rank's units in micro-batches; the prefetcher reads and crops the next ones on its
     // thread while the current one computes.
     auto run_micro_batches = [&](const std::vector<data::Unit>& units, auto&& consume) {
+      if (cache) {
+        for (size_t lo = 0; lo < units.size(); lo += static_cast<size_t>(mb_size)) {
+          const size_t hi = std::min(units.size(), lo + static_cast<size_t>(mb_size));
+          std::vector<data::Unit> mb(units.begin() + static_cast<std::ptrdiff_t>(lo),
+                                     units.begin() + static_cast<std::ptrdiff_t>(hi));
+          auto p0 = Clock::now();
+          Tokens tok = tokens_from_cache(*m.vae, *cache, mb, seed, step, dev);
+          auto p1 = Clock::now();
+          consume(mb, tok, row_randomness(*m.var, seed, step, mb));
+          phase("data", p0, p1);
+          phase("forward_backward", p1, Clock::now());
+        }
+        return;
+      }
       std::vector<std::vector<data::Unit>> mbs;
       for (size_t lo = 0; lo < units.size(); lo += static_cast<size_t>(mb_size)) {
         const size_t hi = std::min(units.size(), lo + static_cast<size_t>(mb_size));
