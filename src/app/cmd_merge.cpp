@@ -2,10 +2,10 @@
 // weights: W + (alpha/r) B A), with the official key names, so that every tool that takes a VAR
 // checkpoint (vardp sample/score/inspect, or the official Python code after conversion) can use
 // an adapted model. Output: vardp HDF5 state dict (format "vardp.state_dict").
+#include <torch/torch.h>
+
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "app/command.hpp"
 #include "app/config_loader.hpp"
@@ -21,10 +21,10 @@ namespace {
 
 int run_merge(const std::vector<std::string>& args) {
   po::options_description options("vardp merge --run DIR --out VAR.h5");
-  options.add_options()
-    ("run", po::value<std::string>()->required(), "run directory of vardp train (its config.toml and latest checkpoint)")
-    ("checkpoint", po::value<std::string>()->default_value(""), "a checkpoint file instead of the run's latest")
-    ("out", po::value<std::string>()->required(), "merged VAR state dict to write (vardp HDF5)");
+  options.add_options()("run", po::value<std::string>()->required(),
+                        "run directory of vardp train (its config.toml and latest checkpoint)")(
+      "checkpoint", po::value<std::string>()->default_value(""), "a checkpoint file instead of the run's latest")(
+      "out", po::value<std::string>()->required(), "merged VAR state dict to write (vardp HDF5)");
   po::variables_map vm;
   if (!parse_command_line(args, "vardp merge --run DIR [--checkpoint FILE] --out VAR.h5", options, vm)) return 0;
   const std::string run = vm["run"].as<std::string>();
@@ -47,8 +47,8 @@ int run_merge(const std::vector<std::string>& args) {
   prov.config_toml = to_toml(cfg);
   const std::string out = vm["out"].as<std::string>();
   io::save_state_dict_h5(sd, out, prov);
-  log::info("merge: ", ck, " (step ", t.step, ", ", t.adaptation.method, ", ", merged, " LoRA layers folded) -> ",
-            out, " (", sd.size(), " tensors)");
+  log::info("merge: ", ck, " (step ", t.step, ", ", t.adaptation.method, ", ", merged, " LoRA layers folded) -> ", out,
+            " (", sd.size(), " tensors)");
   return 0;
 }
 

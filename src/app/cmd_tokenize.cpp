@@ -48,8 +48,9 @@ std::vector<uint16_t> tokenize_block(const data::DatasetReader& reader, model::V
   std::vector<uint16_t> out;
   torch::NoGradGuard no_grad;
   for (size_t b = 0; b < units.size(); b += static_cast<size_t>(batch)) {
-    std::vector<data::Unit> mb(units.begin() + static_cast<std::ptrdiff_t>(b),
-                               units.begin() + static_cast<std::ptrdiff_t>(std::min(units.size(), b + static_cast<size_t>(batch))));
+    std::vector<data::Unit> mb(
+        units.begin() + static_cast<std::ptrdiff_t>(b),
+        units.begin() + static_cast<std::ptrdiff_t>(std::min(units.size(), b + static_cast<size_t>(batch))));
     torch::Tensor img = data::batch_images(reader.make_batch(mb, spec)).to(dev);
     torch::Tensor tok = torch::cat(vae.img_to_idxBl(img), 1).to(torch::kCPU).to(torch::kInt32).contiguous();
     const int32_t* t = tok.data_ptr<int32_t>();
@@ -60,16 +61,15 @@ std::vector<uint16_t> tokenize_block(const data::DatasetReader& reader, model::V
 
 int run_tokenize(const std::vector<std::string>& args) {
   po::options_description options(kUsage);
-  options.add_options()
-      ("vae", po::value<std::string>()->required(), "VQ-VAE checkpoint (.pth or vardp HDF5)")
-      ("data", po::value<std::string>()->required(), "dataset file (vardp prepare)")
-      ("views", po::value<int64_t>()->required(), "pool views per example (P)")
-      ("patch-nums", po::value<std::string>()->default_value("1,2,3,4,5,6,8,10,13,16"), "token pyramid of the VAR")
-      ("seed", po::value<uint64_t>()->default_value(0), "seed of the view draws (use the run's train.seed)")
-      ("hflip", po::bool_switch(), "random horizontal flips (as data.hflip)")
-      ("batch", po::value<int64_t>()->default_value(16), "images per VQ-VAE batch")
-      ("device", po::value<std::string>()->default_value("auto"), "auto, cpu, cuda or cuda:N")
-      ("out", po::value<std::string>()->required(), "token cache file to write");
+  options.add_options()("vae", po::value<std::string>()->required(), "VQ-VAE checkpoint (.pth or vardp HDF5)")(
+      "data", po::value<std::string>()->required(), "dataset file (vardp prepare)")(
+      "views", po::value<int64_t>()->required(), "pool views per example (P)")(
+      "patch-nums", po::value<std::string>()->default_value("1,2,3,4,5,6,8,10,13,16"), "token pyramid of the VAR")(
+      "seed", po::value<uint64_t>()->default_value(0), "seed of the view draws (use the run's train.seed)")(
+      "hflip", po::bool_switch(), "random horizontal flips (as data.hflip)")(
+      "batch", po::value<int64_t>()->default_value(16), "images per VQ-VAE batch")(
+      "device", po::value<std::string>()->default_value("auto"), "auto, cpu, cuda or cuda:N")(
+      "out", po::value<std::string>()->required(), "token cache file to write");
   po::variables_map vm;
   if (!parse_command_line(args, kUsage, options, vm)) return 0;
   dist::Comm& comm = world();

@@ -15,12 +15,12 @@ namespace {
 int run_train(const std::vector<std::string>& args) {
   po::options_description options("vardp train --config X.toml [options]");
   add_config_options(options);
-  options.add_options()
-    ("resume", po::value<std::string>()->default_value("auto"),
-     "auto: continue from the run directory's latest checkpoint (a finished run exits 0); never: start fresh")
-    ("dry-run", po::bool_switch(), "build the models, print parameter counts and the step plan, do not train")
-    ("max-hours", po::value<double>(), "checkpoint and exit 75 before this many hours (train.max_hours)")
-    ("force-resume", po::bool_switch(), "resume even if the config or world size changed (output.force_resume)");
+  options.add_options()(
+      "resume", po::value<std::string>()->default_value("auto"),
+      "auto: continue from the run directory's latest checkpoint (a finished run exits 0); never: start fresh")(
+      "dry-run", po::bool_switch(), "build the models, print parameter counts and the step plan, do not train")(
+      "max-hours", po::value<double>(), "checkpoint and exit 75 before this many hours (train.max_hours)")(
+      "force-resume", po::bool_switch(), "resume even if the config or world size changed (output.force_resume)");
   po::variables_map vm;
   if (!parse_command_line(args, "vardp train --config X.toml [--set k=v ...] [--resume auto|never] [--dry-run]",
                           options, vm))

@@ -60,7 +60,8 @@ int sample_run(const po::variables_map& vm) {
   train::TrainedModel t = train::load_trained_model(cfg, ck);
   torch::Device device = model::resolve_device(vm["device"].as<std::string>());
   if (device.is_cuda() && !device.has_index())
-    device = torch::Device(torch::kCUDA, comm.local_rank() % std::max<int>(1, static_cast<int>(torch::cuda::device_count())));
+    device = torch::Device(torch::kCUDA,
+                           comm.local_rank() % std::max<int>(1, static_cast<int>(torch::cuda::device_count())));
   t.models.var->to(device);
   t.models.vae->to(device);
   const int64_t classes = t.models.var->config().num_classes;

@@ -109,7 +109,8 @@ void write_index(const std::string& path, const std::vector<std::string>& shards
   io::h5_write_attr(f.id(), "top_k", options.top_k);
   io::h5_write_attr(f.id(), "top_p", options.top_p);
   io::h5_write_attr(f.id(), "seed", static_cast<int64_t>(seed));
-  io::h5_write_attr(f.id(), "seed_rule", "image i of class c uses the generator seeded from stream (seed, sampling, c, i)");
+  io::h5_write_attr(f.id(), "seed_rule",
+                    "image i of class c uses the generator seeded from stream (seed, sampling, c, i)");
   io::h5_write_attr(f.id(), "image_size", image_size);
   io::h5_write_attr(f.id(), "step", step);
   io::h5_write_attr(f.id(), "checkpoint", checkpoint);

@@ -31,20 +31,20 @@ bool is_lntune_tensor(const std::string& name, bool with_head) {
 
 std::string AdaptationReport::summary() const {
   std::ostringstream os;
-  os << "adaptation " << method << ": " << trainable_params << " trainable parameters ("
-     << adapter_params << " " << (method == "lora" ? "LoRA" : method == "lntune" ? "ada_lin" : "model")
+  os << "adaptation " << method << ": " << trainable_params << " trainable parameters (" << adapter_params << " "
+     << (method == "lora"     ? "LoRA"
+         : method == "lntune" ? "ada_lin"
+                              : "model")
      << " + " << class_emb_params << " class embedding) of " << base_params << " in the base VAR";
   if (!lora_layers.empty()) os << "; LoRA on " << lora_layers.size() << " layers";
   return os.str();
 }
 
-std::vector<std::string> lora_target_layers(const model::VARConfig& cfg,
-                                            const std::vector<std::string>& groups) {
+std::vector<std::string> lora_target_layers(const model::VARConfig& cfg, const std::vector<std::string>& groups) {
   std::set<std::string> want;
   for (const auto& g : groups) {
     if (g != "attn" && g != "mlp" && g != "adaln" && g != "head")
-      throw UsageError(str("unknown LoRA target group '", g, "' (attn | mlp | adaln | head)"),
-                       "adapt.lora_targets");
+      throw UsageError(str("unknown LoRA target group '", g, "' (attn | mlp | adaln | head)"), "adapt.lora_targets");
     want.insert(g);
   }
   std::vector<std::string> layers;
@@ -59,18 +59,15 @@ std::vector<std::string> lora_target_layers(const model::VARConfig& cfg,
   return layers;
 }
 
-AdaptationReport adapt_var(model::VARImpl& var, const config::AdaptConfig& cfg, uint64_t seed,
-                           bool fresh_class_emb) {
+AdaptationReport adapt_var(model::VARImpl& var, const config::AdaptConfig& cfg, uint64_t seed, bool fresh_class_emb) {
   AdaptationReport rep;
   rep.method = cfg.method;
   rep.base_params = model::count_parameters(var);
   if (cfg.method != "full" && cfg.method != "lora" && cfg.method != "lntune")
-    throw UsageError(str("unknown adaptation method '", cfg.method, "' (full | lora | lntune)"),
-                     "adapt.method");
+    throw UsageError(str("unknown adaptation method '", cfg.method, "' (full | lora | lntune)"), "adapt.method");
 
   if (fresh_class_emb || (cfg.num_classes > 0 && cfg.num_classes != var.config().num_classes)) {
-    var.reset_classes(cfg.num_classes > 0 ? cfg.num_classes : var.config().num_classes,
-                      init_generator(seed, 1));
+    var.reset_classes(cfg.num_classes > 0 ? cfg.num_classes : var.config().num_classes, init_generator(seed, 1));
     rep.base_params = model::count_parameters(var);
   }
 

@@ -9,14 +9,11 @@
 
 namespace vardp::train {
 
-void MetricsLog::add(const std::string& name, int64_t step, double value) {
-  series_[name].emplace_back(step, value);
-}
+void MetricsLog::add(const std::string& name, int64_t step, double value) { series_[name].emplace_back(step, value); }
 
 void MetricsLog::truncate_after(int64_t step) {
   for (auto& [name, rows] : series_)
-    rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const auto& r) { return r.first > step; }),
-               rows.end());
+    rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const auto& r) { return r.first > step; }), rows.end());
 }
 
 void MetricsLog::write(const std::string& path, const io::Provenance& provenance,
@@ -59,8 +56,8 @@ MetricsLog MetricsLog::read(const std::string& path) {
   for (const auto& name : io::h5_list(file.id(), "metrics")) {
     const auto steps = io::h5_read<int64_t>(file.id(), "metrics/" + name + "/step");
     const auto values = io::h5_read<double>(file.id(), "metrics/" + name + "/value");
-    VARDP_CHECK(steps.size() == values.size(), path, ": series ", name, " has ", steps.size(),
-                " steps but ", values.size(), " values");
+    VARDP_CHECK(steps.size() == values.size(), path, ": series ", name, " has ", steps.size(), " steps but ",
+                values.size(), " values");
     for (size_t i = 0; i < steps.size(); ++i) log.add(name, steps[i], values[i]);
   }
   return log;

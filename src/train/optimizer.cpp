@@ -16,9 +16,11 @@ bool no_weight_decay(const std::string& name, const torch::Tensor& p) {
   return false;
 }
 
-Optimizer::Optimizer(const config::TrainConfig& cfg,
-                     std::vector<std::pair<std::string, torch::Tensor>> params)
-    : kind_(cfg.optimizer), beta1_(cfg.beta1), beta2_(cfg.beta2), weight_decay_(cfg.weight_decay),
+Optimizer::Optimizer(const config::TrainConfig& cfg, std::vector<std::pair<std::string, torch::Tensor>> params)
+    : kind_(cfg.optimizer),
+      beta1_(cfg.beta1),
+      beta2_(cfg.beta2),
+      weight_decay_(cfg.weight_decay),
       momentum_(cfg.momentum) {
   if (kind_ != "adamw" && kind_ != "sgd")
     throw UsageError(str("unknown optimizer '", kind_, "' (adamw | sgd)"), "train.optimizer");
@@ -50,8 +52,10 @@ void Optimizer::step(double lr) {
       torch::Tensor d = wd != 0.0 ? g.add(p, wd) : g;
       if (momentum_ != 0.0) {
         // PyTorch initialises the buffer with the first gradient.
-        if (t_ == 1) m_[i].copy_(d);
-        else m_[i].mul_(momentum_).add_(d);
+        if (t_ == 1)
+          m_[i].copy_(d);
+        else
+          m_[i].mul_(momentum_).add_(d);
         d = m_[i];
       }
       p.add_(d, -lr);

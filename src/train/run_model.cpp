@@ -1,11 +1,11 @@
 // Building the models of a run, and rebuilding a trained one from its checkpoint.
 #include "vardp/train/run_model.hpp"
 
+#include <sys/stat.h>
 #include <torch/torch.h>
 
 #include <fstream>
 #include <set>
-#include <sys/stat.h>
 
 #include "vardp/data/sha256.hpp"
 #include "vardp/io/state_dict.hpp"
@@ -68,15 +68,14 @@ RunModels build_run_models(const config::Config& cfg, bool dry_run) {
 
   if (file_exists(mc.var)) {
     const io::StateDict sd = io::load_state_dict(mc.var);
-    if (model::detect_checkpoint_kind(sd) != model::CheckpointKind::var)
-      throw Error("not a VAR state dict", mc.var);
+    if (model::detect_checkpoint_kind(sd) != model::CheckpointKind::var) throw Error("not a VAR state dict", mc.var);
     model::VARConfig vc = model::infer_var_config(sd);
     vc.drop_path_rate = drop_path_rate(mc, vc.depth);
     vc.cond_drop_rate = mc.cond_drop_rate;
     if (out.vae && (vc.vocab_size != vocab || vc.Cvae != cvae))
-      throw Error(str("VAR expects V=", vc.vocab_size, ", Cvae=", vc.Cvae, " but the VQ-VAE has V=", vocab,
-                      ", Cvae=", cvae),
-                  mc.var);
+      throw Error(
+          str("VAR expects V=", vc.vocab_size, ", Cvae=", vc.Cvae, " but the VQ-VAE has V=", vocab, ", Cvae=", cvae),
+          mc.var);
     out.var = model::VAR(vc);
     model::load_strict(*out.var, sd, "VAR checkpoint " + mc.var);
   } else {

@@ -1,8 +1,7 @@
 #include "vardp/train/stop_request.hpp"
 
-#include <csignal>
-
 #include <algorithm>
+#include <csignal>
 
 namespace vardp::train {
 namespace {

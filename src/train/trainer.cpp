@@ -2,6 +2,7 @@
 // resume and collective preemption stops.
 #include "vardp/train/trainer.hpp"
 
+#include <sys/stat.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -10,7 +11,6 @@
 #include <memory>
 #include <set>
 #include <sstream>
-#include <sys/stat.h>
 
 #include "vardp/compat/torch_compat.hpp"
 #include "vardp/data/batch_tensor.hpp"
@@ -59,8 +59,7 @@ DpPlan plan_dp(const config::Config& cfg, int64_t N) {
   if (!(p.q > 0 && p.q <= 1))
     throw UsageError(str("sample rate q = ", p.q, " must be in (0, 1] (dp.sample_rate or train.batch_size / N)"),
                      "dp.sample_rate");
-  p.steps = cfg.train.steps > 0 ? cfg.train.steps
-                                : dp::steps_from_epochs(static_cast<double>(cfg.train.epochs), p.q);
+  p.steps = cfg.train.steps > 0 ? cfg.train.steps : dp::steps_from_epochs(static_cast<double>(cfg.train.epochs), p.q);
   p.delta = d.target_delta ? *d.target_delta : 1.0 / static_cast<double>(N);
   p.accountant = dp::parse_accountant(d.accountant);
   if (d.noise_multiplier) {
@@ -174,7 +173,10 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
   TrainOutcome outcome;
 
   torch::Device dev = model::resolve_device(cfg.model.device);
-  if (dev.is_cuda() && !dev.has_index()) dev = torch::Device(torch::kCUDA, comm.local_rank() % std::max<int>(1, static_cast<int>(torch::cuda::device_count())));
+  if (dev.is_cuda() && !dev.has_index()) {  // one GPU per rank of a node
+    const int gpus = std::max<int>(1, static_cast<int>(torch::cuda::device_count()));
+    dev = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(comm.local_rank() % gpus));
+  }
 
   RunModels m = build_run_models(cfg, req.dry_run);
   const bool have_data = file_exists(cfg.data.train);
@@ -210,10 +212,10 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
     if (dp_on) {
       plan = plan_dp(cfg, N);
       planned = plan.steps;
-      log::info("DP-SGD: N=", N, " q=", plan.q, " (expected lot ", plan.q * static_cast<double>(N), ") steps=",
-                plan.steps, " sigma=", plan.sigma, " C=", cfg.dp.max_grad_norm, " delta=", plan.delta,
-                " k=", cfg.dp.augmult, " accountant=", cfg.dp.accountant, " per-example gradients: ",
-                cfg.dp.grad_sample_mode);
+      log::info("DP-SGD: N=", N, " q=", plan.q, " (expected lot ", plan.q * static_cast<double>(N),
+                ") steps=", plan.steps, " sigma=", plan.sigma, " C=", cfg.dp.max_grad_norm, " delta=", plan.delta,
+                " k=", cfg.dp.augmult, " accountant=", cfg.dp.accountant,
+                " per-example gradients: ", cfg.dp.grad_sample_mode);
     } else {
       planned = cfg.train.steps > 0 ? cfg.train.steps : cfg.train.epochs * steps_per_epoch(N, cfg.train.batch_size);
       log::info("plain training: N=", N, " batch=", cfg.train.batch_size, " steps=", planned);
@@ -224,8 +226,7 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
   }
   if (req.dry_run) {
     log::info("dry run: trainable_params=", rep.trainable_params, " adapter_params=", rep.adapter_params,
-              " class_emb_params=", rep.class_emb_params, " base_params=", rep.base_params,
-              " planned_steps=", planned);
+              " class_emb_params=", rep.class_emb_params, " base_params=", rep.base_params, " planned_steps=", planned);
     outcome.steps_done = 0;
     return outcome;
   }
@@ -256,10 +257,9 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
   Optimizer opt(cfg.train, trainable_tensors(*m.var));
   std::unique_ptr<dp::DpEngine> engine;
   if (dp_on)
-    engine = std::make_unique<dp::DpEngine>(
-        *m.var, set,
-        dp::EngineOptions{dp::parse_grad_strategy(cfg.dp.grad_sample_mode), dp::NormRule::cost,
-                          cfg.dp.max_grad_norm, k});
+    engine = std::make_unique<dp::DpEngine>(*m.var, set,
+                                            dp::EngineOptions{dp::parse_grad_strategy(cfg.dp.grad_sample_mode),
+                                                              dp::NormRule::cost, cfg.dp.max_grad_norm, k});
   dp::PrivacyLedger ledger;
   if (dp_on) ledger.set_target(plan.delta, plan.accountant);
 
@@ -278,7 +278,8 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
     if (auto latest = ckdir.latest()) {
       CheckpointData c = load_checkpoint(*latest);
       std::string why;
-      if (c.config_toml != req.resolved_toml) why = "the configuration differs from the checkpoint's";
+      if (c.config_toml != req.resolved_toml)
+        why = "the configuration differs from the checkpoint's";
       else if (c.world_size != comm.size())
         why = str("the checkpoint was written by ", c.world_size, " ranks, this job has ", comm.size());
       if (!why.empty() && !cfg.output.force_resume)
@@ -292,8 +293,8 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
         VARDP_CHECK(src.sizes() == set.tensor(i).sizes(), *latest, ": '", set.name(i), "' has shape ", src.sizes());
         set.tensor(i).copy_(src);
       }
-      VARDP_CHECK(static_cast<int64_t>(c.trainable.size()) == set.size(), *latest, " holds ",
-                  c.trainable.size(), " trained tensors, this run trains ", set.size());
+      VARDP_CHECK(static_cast<int64_t>(c.trainable.size()) == set.size(), *latest, " holds ", c.trainable.size(),
+                  " trained tensors, this run trains ", set.size());
       opt.load_state(c.optimizer, c.optimizer_steps);
       if (c.ledger) ledger = *c.ledger;
       start = c.step;
@@ -336,18 +337,18 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
       save_checkpoint(ckdir.path_for_step(step_done), c, prov);
       // metrics.h5 and flops.h5: the attributes of docs/formats/run.md.
       const auto& vc = m.var->config();
-      std::map<std::string, int64_t> ai{{"dp_enabled", dp_on ? 1 : 0},
-                                        {"augmult", k},
-                                        {"trainable_params", rep.trainable_params},
-                                        {"total_params", model::count_parameters(*m.var)},
-                                        {"total_steps", planned},
-                                        {"dataset_size", N},
-                                        {"num_classes", vc.num_classes},
-                                        {"model_depth", vc.depth},
-                                        {"batch_size", dp_on ? static_cast<int64_t>(std::llround(plan.q * N))
-                                                             : cfg.train.batch_size},
-                                        {"diagnostics_not_private", dp_on ? 1 : 0},
-                                        {"step", step_done}};
+      std::map<std::string, int64_t> ai{
+          {"dp_enabled", dp_on ? 1 : 0},
+          {"augmult", k},
+          {"trainable_params", rep.trainable_params},
+          {"total_params", model::count_parameters(*m.var)},
+          {"total_steps", planned},
+          {"dataset_size", N},
+          {"num_classes", vc.num_classes},
+          {"model_depth", vc.depth},
+          {"batch_size", dp_on ? static_cast<int64_t>(std::llround(plan.q * N)) : cfg.train.batch_size},
+          {"diagnostics_not_private", dp_on ? 1 : 0},
+          {"step", step_done}};
       std::map<std::string, double> ad;
       std::map<std::string, std::string> as{{"method", cfg.adapt.method},
                                             {"model", str("VAR-d", vc.depth)},
@@ -355,7 +356,9 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
                                             {"dataset_file", cfg.data.train},
                                             {"base_var", cfg.model.var}};
       if (dp_on) {
-        ad = {{"noise_multiplier", plan.sigma}, {"sample_rate", plan.q}, {"delta", plan.delta},
+        ad = {{"noise_multiplier", plan.sigma},
+              {"sample_rate", plan.q},
+              {"delta", plan.delta},
               {"max_grad_norm", cfg.dp.max_grad_norm}};
         if (cfg.dp.target_epsilon) ad["target_epsilon"] = *cfg.dp.target_epsilon;
         as["accountant"] = cfg.dp.accountant;
@@ -430,11 +433,13 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
       std::vector<std::vector<data::Unit>> mbs;
       for (size_t lo = 0; lo < units.size(); lo += static_cast<size_t>(mb_size)) {
         const size_t hi = std::min(units.size(), lo + static_cast<size_t>(mb_size));
-        mbs.emplace_back(units.begin() + static_cast<std::ptrdiff_t>(lo), units.begin() + static_cast<std::ptrdiff_t>(hi));
+        mbs.emplace_back(units.begin() + static_cast<std::ptrdiff_t>(lo),
+                         units.begin() + static_cast<std::ptrdiff_t>(hi));
       }
       size_t submitted = 0;
       auto top_up = [&]() {
-        while (submitted < mbs.size() && prefetcher.outstanding() < prefetch_depth) prefetcher.submit(mbs[submitted++], vs);
+        while (submitted < mbs.size() && prefetcher.outstanding() < prefetch_depth)
+          prefetcher.submit(mbs[submitted++], vs);
       };
       for (const auto& mb : mbs) {
         top_up();
@@ -457,26 +462,26 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
       // stream, the same on every rank; the noise is drawn once on rank 0).
       std::vector<int64_t> lot = dp::poisson_lot(seed, step, N, plan.q);
       engine->begin_step(lot);
-      run_micro_batches(dp_units(lot, k, layout), [&](const std::vector<data::Unit>& mb, Tokens& tok,
-                                                      model::ForwardOptions fo) {
-        std::vector<int64_t> ids;
-        for (const auto& u : mb) ids.push_back(u.example);
-        auto inner = dp::var_row_loss(m.var, tok.labels, tok.x_BLCv, tok.targets, fo, cfg.train.label_smooth);
-        const int64_t R = static_cast<int64_t>(mb.size());
-        dp::MicroBatch micro{ids, [&, inner, R](const torch::Tensor& rows) mutable {
-                               torch::Tensor l = inner(rows);
-                               if (rows.size(0) == R) {  // diagnostics from the full-batch call only
-                                 loss_sum += l.detach().sum().item<double>();
-                                 loss_rows += static_cast<double>(R);
-                               }
-                               return l;
-                             }};
-        engine->feed(micro);
-      });
+      run_micro_batches(
+          dp_units(lot, k, layout), [&](const std::vector<data::Unit>& mb, Tokens& tok, model::ForwardOptions fo) {
+            std::vector<int64_t> ids;
+            for (const auto& u : mb) ids.push_back(u.example);
+            auto inner = dp::var_row_loss(m.var, tok.labels, tok.x_BLCv, tok.targets, fo, cfg.train.label_smooth);
+            const int64_t R = static_cast<int64_t>(mb.size());
+            dp::MicroBatch micro{ids, [&, inner, R](const torch::Tensor& rows) mutable {
+                                   torch::Tensor l = inner(rows);
+                                   if (rows.size(0) == R) {  // diagnostics from the full-batch call only
+                                     loss_sum += l.detach().sum().item<double>();
+                                     loss_rows += static_cast<double>(R);
+                                   }
+                                   return l;
+                                 }};
+            engine->feed(micro);
+          });
       const auto c0 = Clock::now();
       if (group_tc) engine->reduce_view_group(*group_tc);
-      engine->finish_step(world_tc, dp::NoiseSpec{plan.sigma, cfg.dp.max_grad_norm, plan.q * static_cast<double>(N), seed},
-                          step);
+      engine->finish_step(world_tc,
+                          dp::NoiseSpec{plan.sigma, cfg.dp.max_grad_norm, plan.q * static_cast<double>(N), seed}, step);
       // Every step is accounted, empty lots included (invariant 4). A step replayed after a
       // resume reproduces the identical release (same lot, same noise stream), so it is
       // counted once: the checkpoint's ledger does not contain the lost steps.
@@ -494,16 +499,15 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
       const double B = static_cast<double>(batch.size());
       for (const auto& p : set.tensors())
         if (p.grad().defined()) p.mutable_grad().zero_();
-      run_micro_batches(plain_units(batch, layout), [&](const std::vector<data::Unit>&, Tokens& tok,
-                                                        model::ForwardOptions fo) {
-        compat::CudaAutocastScope mixed(autocast);
-        torch::Tensor logits = m.var->forward(tok.labels, tok.x_BLCv, fo);
-        torch::Tensor per_ex =
-            model::cross_entropy_loss(logits, tok.targets, cfg.train.label_smooth).per_example;
-        loss_sum += per_ex.detach().sum().item<double>();
-        loss_rows += static_cast<double>(per_ex.size(0));
-        per_ex.sum().div(B).backward();
-      });
+      run_micro_batches(
+          plain_units(batch, layout), [&](const std::vector<data::Unit>&, Tokens& tok, model::ForwardOptions fo) {
+            compat::CudaAutocastScope mixed(autocast);
+            torch::Tensor logits = m.var->forward(tok.labels, tok.x_BLCv, fo);
+            torch::Tensor per_ex = model::cross_entropy_loss(logits, tok.targets, cfg.train.label_smooth).per_example;
+            loss_sum += per_ex.detach().sum().item<double>();
+            loss_rows += static_cast<double>(per_ex.size(0));
+            per_ex.sum().div(B).backward();
+          });
       std::vector<torch::Tensor> grads;
       for (const auto& p : set.tensors()) grads.push_back(p.grad());
       const auto c0 = Clock::now();
@@ -566,10 +570,11 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
       std::ostringstream line;
       line << "step " << done << "/" << planned << " loss " << last_loss << (dp_on ? " (non-private diag.)" : "")
            << " grad_norm " << (iv.norm_count > 0 ? iv.norm_sum / iv.norm_count : 0.0);
-      if (dp_on) line << " clip " << (iv.norm_count > 0 ? iv.clipped / iv.norm_count : 0.0) << " lot "
-                      << iv.lot_sum / static_cast<double>(iv.steps) << " eps " << eps;
-      line << " lr " << lr << " ms/step " << 1000.0 * iv.seconds / static_cast<double>(iv.steps) << " samples/s "
-           << sps << " TFLOP/s " << sps * flops_per_row / 1e12 << " ETA " << format_duration(eta);
+      if (dp_on)
+        line << " clip " << (iv.norm_count > 0 ? iv.clipped / iv.norm_count : 0.0) << " lot "
+             << iv.lot_sum / static_cast<double>(iv.steps) << " eps " << eps;
+      line << " lr " << lr << " ms/step " << 1000.0 * iv.seconds / static_cast<double>(iv.steps) << " samples/s " << sps
+           << " TFLOP/s " << sps * flops_per_row / 1e12 << " ETA " << format_duration(eta);
       log::info(line.str());
       iv.reset();
     }
@@ -588,8 +593,8 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
   if (dp_on) {
     const auto rep_eps = ledger.epsilon();
     outcome.epsilon = rep_eps.epsilon;
-    log::info("privacy spent: epsilon = ", rep_eps.epsilon, " at delta = ", plan.delta, " (", cfg.dp.accountant,
-              ", ", ledger.total_steps(), " steps, sigma ", plan.sigma, ", q ", plan.q, ")");
+    log::info("privacy spent: epsilon = ", rep_eps.epsilon, " at delta = ", plan.delta, " (", cfg.dp.accountant, ", ",
+              ledger.total_steps(), " steps, sigma ", plan.sigma, ", q ", plan.q, ")");
   }
   if (comm.is_root())
     ckdir.mark_done(str("steps ", planned, "\nloss ", last_loss, "\nepsilon ", outcome.epsilon, "\n"));

@@ -11,8 +11,7 @@ namespace vardp::train {
 
 void check_layout(const RankLayout& l) {
   if (l.view_group < 1 || l.view_group > l.size || l.size % l.view_group != 0)
-    throw UsageError(str("dist.view_group = ", l.view_group, " must divide the number of ranks (",
-                         l.size, ")"),
+    throw UsageError(str("dist.view_group = ", l.view_group, " must divide the number of ranks (", l.size, ")"),
                      "dist.view_group");
 }
 

@@ -38,7 +38,7 @@ struct CheckpointData {
   double noise_multiplier = 0.0;
   double sample_rate = 0.0;
   int64_t optimizer_steps = 0;
-  double total_flops = 0.0;   // training cost so far (flops.h5 counters)
+  double total_flops = 0.0;  // training cost so far (flops.h5 counters)
   double wall_seconds = 0.0;
   io::StateDict trainable;
   std::map<std::string, io::StateDict> optimizer;  // moment -> tensors by parameter name

@@ -29,10 +29,8 @@ class MetricsLog {
 
   // Writes every series to `path` atomically. The attribute maps become root attributes
   // (method, dp_enabled, epsilon target, ...); a DP run's ledger goes to /privacy.
-  void write(const std::string& path, const io::Provenance& provenance,
-             const std::map<std::string, int64_t>& attrs_int,
-             const std::map<std::string, double>& attrs_double,
-             const std::map<std::string, std::string>& attrs_string,
+  void write(const std::string& path, const io::Provenance& provenance, const std::map<std::string, int64_t>& attrs_int,
+             const std::map<std::string, double>& attrs_double, const std::map<std::string, std::string>& attrs_string,
              const std::map<std::string, std::vector<std::string>>& attrs_strings,
              const dp::PrivacyLedger* ledger) const;
   // Reads a metrics.h5 written by write() (resume).
@@ -45,8 +43,8 @@ class MetricsLog {
 // Training cost (flops.h5, format "vardp.flops", version 1): analytic FLOPs and wall time per
 // phase. The totals are carried in checkpoints, so a resumed run's file covers all segments.
 struct FlopsTally {
-  double total_flops = 0;   // all ranks, all steps
-  double wall_seconds = 0;  // training wall time, all segments
+  double total_flops = 0;                       // all ranks, all steps
+  double wall_seconds = 0;                      // training wall time, all segments
   std::map<std::string, double> phase_seconds;  // rank 0
   std::vector<std::pair<int64_t, double>> step_flops;
 };

@@ -15,7 +15,7 @@ namespace vardp::train {
 struct RunModels {
   model::VQVAE vae{nullptr};  // null in a dry run without a VQ-VAE file
   model::VAR var{nullptr};
-  bool random_init = false;   // the VAR was initialised from the seed (no model.var file)
+  bool random_init = false;  // the VAR was initialised from the seed (no model.var file)
 };
 
 bool file_exists(const std::string& path);

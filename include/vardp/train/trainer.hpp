@@ -11,16 +11,16 @@ namespace vardp::train {
 
 struct TrainRequest {
   config::Config config;
-  std::string resolved_toml;  // stored in every output file
+  std::string resolved_toml;    // stored in every output file
   std::string resume = "auto";  // auto: continue from `latest` if present; never: start fresh
   bool dry_run = false;         // build models, print parameter counts and the plan, no training
 };
 
 struct TrainOutcome {
-  int exit_code = 0;       // 0 finished, 75 stopped for requeue (checkpoint written)
-  int64_t steps_done = 0;  // completed optimizer steps
-  double final_loss = 0.0; // mean training loss of the last logged interval
-  double epsilon = 0.0;    // spent epsilon (DP)
+  int exit_code = 0;        // 0 finished, 75 stopped for requeue (checkpoint written)
+  int64_t steps_done = 0;   // completed optimizer steps
+  double final_loss = 0.0;  // mean training loss of the last logged interval
+  double epsilon = 0.0;     // spent epsilon (DP)
 };
 
 // Collective over `comm`: every rank calls it with the same request.
