@@ -33,12 +33,26 @@ echo "sweeps: eps $(sweep_points configs/sweeps/eps.toml) points, k $(sweep_poin
 
 read -r -a extra <<< "${DRY_RUN_ARGS:-}"
 mapfile -t experiments < <(find configs/experiments -name '*.toml' | sort)
-for f in "${experiments[@]}"; do
-  if "$VARDP_BIN" train --config "$f" --dry-run "${extra[@]}" > "$TMP/out" 2>&1; then
+# Two dry runs at a time (each is one mostly single-threaded process building a VAR-d16/d20).
+dry_run() {  # index file
+  if "$VARDP_BIN" train --config "$2" --dry-run "${extra[@]}" > "$TMP/dry-$1.out" 2>&1; then
+    echo ok > "$TMP/dry-$1.status"
+  else
+    echo failed > "$TMP/dry-$1.status"
+  fi
+}
+for i in "${!experiments[@]}"; do
+  dry_run "$i" "${experiments[$i]}" &
+  (( (i + 1) % 2 == 0 )) && wait
+done
+wait
+for i in "${!experiments[@]}"; do
+  f=${experiments[$i]}
+  if [ "$(cat "$TMP/dry-$i.status" 2>/dev/null)" = ok ]; then
     echo "dry-run ok: $f"
   else
     echo "dry-run FAILED: $f"
-    tail -n 5 "$TMP/out"
+    tail -n 5 "$TMP/dry-$i.out"
     failed+=("dry-run $f")
   fi
 done
