@@ -21,6 +21,7 @@ PACKAGES=(
   python3-h5py python3-numpy python3-matplotlib python3-pil   # analysis scripts and tests
   python3-torch                    # test inputs in torch.save format
   shellcheck                       # job-script checks
+  procps                           # pkill in the preemption test (absent from minimal images)
 )
 
 missing=()

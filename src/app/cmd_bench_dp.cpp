@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "app/command.hpp"
+#include "app/int_list.hpp"
 #include "vardp/train/adaptation.hpp"
 #include "vardp/compat/torch_compat.hpp"
 #include "app/job.hpp"
@@ -47,19 +48,6 @@ std::vector<std::string> split(const std::string& text) {
   std::string item;
   while (std::getline(ss, item, ','))
     if (!item.empty()) out.push_back(item);
-  return out;
-}
-
-std::vector<int64_t> parse_ints(const std::string& text, const char* what) {
-  std::vector<int64_t> out;
-  for (const auto& s : split(text)) {
-    try {
-      out.push_back(std::stoll(s));
-    } catch (const std::exception&) {
-      throw UsageError(str("not an integer: '", s, "'"), what);
-    }
-  }
-  if (out.empty()) throw UsageError("empty list", what);
   return out;
 }
 
@@ -144,7 +132,7 @@ int run_bench_dp(const std::vector<std::string>& args) {
 
   model::VARConfig c = model::VARConfig::for_depth(vm["depth"].as<int64_t>(), vm["classes"].as<int64_t>(),
                                                    vm["vocab"].as<int64_t>(), vm["cvae"].as<int64_t>(),
-                                                   parse_ints(vm["patch-nums"].as<std::string>(), "--patch-nums"));
+                                                   parse_int_list(vm["patch-nums"].as<std::string>(), "--patch-nums"));
   if (vm["embed-dim"].as<int64_t>() > 0) {
     c.embed_dim = vm["embed-dim"].as<int64_t>();
     c.num_heads = std::max<int64_t>(1, c.embed_dim / 64);

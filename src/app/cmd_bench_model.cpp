@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "app/command.hpp"
+#include "app/int_list.hpp"
 #include "vardp/compat/torch_compat.hpp"
 #include "app/job.hpp"
 #include "vardp/io/atomic_file.hpp"
@@ -27,21 +28,6 @@ namespace {
 
 constexpr const char* kUsage =
     "vardp bench-model [--depth 4] [--batch 8] [--patch-nums 1,2,3,4,5,6,8,10,13,16] [--device auto]";
-
-std::vector<int64_t> parse_list(const std::string& text, const char* what) {
-  std::vector<int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      out.push_back(std::stoll(item));
-    } catch (const std::exception&) {
-      throw UsageError(str("not an integer: '", item, "'"), what);
-    }
-  }
-  if (out.empty()) throw UsageError("empty list", what);
-  return out;
-}
 
 void sync(const torch::Device& d) {
   if (d.is_cuda()) torch::cuda::synchronize(d.has_index() ? d.index() : -1);
@@ -83,7 +69,7 @@ int run_bench_model(const std::vector<std::string>& args) {
 
   model::VARConfig c = model::VARConfig::for_depth(depth, vm["classes"].as<int64_t>(), vm["vocab"].as<int64_t>(),
                                                    vm["cvae"].as<int64_t>(),
-                                                   parse_list(vm["patch-nums"].as<std::string>(), "--patch-nums"));
+                                                   parse_int_list(vm["patch-nums"].as<std::string>(), "--patch-nums"));
   if (vm["embed-dim"].as<int64_t>() > 0) {
     c.embed_dim = vm["embed-dim"].as<int64_t>();
     c.num_heads = std::max<int64_t>(1, c.embed_dim / 64);

@@ -10,6 +10,7 @@
 #include "app/command.hpp"
 #include "app/config_loader.hpp"
 #include "app/job.hpp"
+#include "app/run_dir.hpp"
 #include "vardp/io/state_dict.hpp"
 #include "vardp/model/linear.hpp"
 #include "vardp/train/run_model.hpp"
@@ -28,12 +29,10 @@ int run_merge(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse_command_line(args, "vardp merge --run DIR [--checkpoint FILE] --out VAR.h5", options, vm)) return 0;
   const std::string run = vm["run"].as<std::string>();
-  ConfigSources src;
-  src.file = run + "/config.toml";
-  const config::Config cfg = load_config(src);
-  std::string ck = vm["checkpoint"].as<std::string>();
-  if (ck.empty()) ck = train::latest_checkpoint(run);
-  train::TrainedModel t = train::load_trained_model(cfg, ck);
+  LoadedRun loaded = load_run(run, vm["checkpoint"].as<std::string>());
+  const config::Config& cfg = loaded.config;
+  const std::string& ck = loaded.checkpoint;
+  train::TrainedModel& t = loaded.model;
   int64_t merged = 0;
   for (auto& item : t.models.var->named_modules("", false))
     if (auto* lin = dynamic_cast<model::LinearImpl*>(item.value().get()); lin && lin->has_lora()) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "app/command.hpp"
+#include "app/int_list.hpp"
 #include "app/job.hpp"
 #include "app/sample_run.hpp"
 #include "vardp/io/atomic_file.hpp"
@@ -36,25 +37,6 @@ constexpr const char* kUsage =
     "--seed S --out O.h5\n       vardp sample --run DIR [--checkpoint F] [--per-class n] [--seed S] [--out DIR/samples.h5]";
 constexpr const char* kSamplesFormat = "vardp.samples";
 constexpr int64_t kSamplesFormatVersion = 1;
-
-std::vector<int64_t> parse_classes(const std::string& text) {
-  std::vector<int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (item.empty()) continue;
-    try {
-      size_t used = 0;
-      const long long v = std::stoll(item, &used);
-      if (used != item.size()) throw std::invalid_argument(item);
-      out.push_back(v);
-    } catch (const std::exception&) {
-      throw UsageError(str("not a class id: '", item, "'"), "--classes");
-    }
-  }
-  if (out.empty()) throw UsageError("no class ids given", "--classes");
-  return out;
-}
 
 int run_sample(const std::vector<std::string>& args) {
   po::options_description options(kUsage);
@@ -80,7 +62,7 @@ int run_sample(const std::vector<std::string>& args) {
   if (vm.count("run")) return sample_run(vm);
   for (const char* required : {"vae", "var", "classes", "out"})
     if (!vm.count(required)) throw UsageError(str("--", required, " is required (or use --run DIR)"), "vardp sample");
-  const std::vector<int64_t> classes = parse_classes(vm["classes"].as<std::string>());
+  const std::vector<int64_t> classes = parse_int_list(vm["classes"].as<std::string>(), "--classes");
   const int64_t per_class = vm["per-class"].as<int64_t>();
   const int64_t batch = vm["batch"].as<int64_t>();
   model::SampleOptions opt;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "app/command.hpp"
+#include "app/int_list.hpp"
 #include "app/job.hpp"
 #include "vardp/data/batch_tensor.hpp"
 #include "vardp/data/reader.hpp"
@@ -28,16 +29,6 @@ namespace {
 constexpr const char* kUsage =
     "vardp tokenize --vae V.pth --data D.h5 --views P --patch-nums 1,2,3,4,5,6,8,10,13,16 [--seed S] "
     "[--hflip] [--out T.h5]";
-
-std::vector<int64_t> parse_list(const std::string& text) {
-  std::vector<int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(std::stoll(item));
-  if (out.empty()) throw UsageError("empty list", "--patch-nums");
-  return out;
-}
 
 // Token ids (n*P x L) of examples [lo, hi), P views each.
 std::vector<uint16_t> tokenize_block(const data::DatasetReader& reader, model::VQVAEImpl& vae, int64_t lo, int64_t hi,
@@ -77,7 +68,7 @@ int run_tokenize(const std::vector<std::string>& args) {
   const std::string out = vm["out"].as<std::string>();
   const int64_t P = vm["views"].as<int64_t>(), batch = vm["batch"].as<int64_t>();
   if (P < 1 || batch < 1) throw UsageError("--views and --batch must be >= 1", "vardp tokenize");
-  const std::vector<int64_t> patch_nums = parse_list(vm["patch-nums"].as<std::string>());
+  const std::vector<int64_t> patch_nums = parse_int_list(vm["patch-nums"].as<std::string>(), "--patch-nums");
   torch::Device dev = model::resolve_device(vm["device"].as<std::string>());
 
   const io::StateDict sd = io::load_state_dict(vae_path);

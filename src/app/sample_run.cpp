@@ -11,6 +11,7 @@
 
 #include "app/config_loader.hpp"
 #include "app/job.hpp"
+#include "app/run_dir.hpp"
 #include "vardp/data/image.hpp"
 #include "vardp/data/reader.hpp"
 #include "vardp/io/h5.hpp"
@@ -52,12 +53,10 @@ void write_contact_sheet(const std::string& index_path, const std::string& png, 
 int sample_run(const po::variables_map& vm) {
   dist::Comm& comm = world();
   const std::string run = vm["run"].as<std::string>();
-  ConfigSources src;
-  src.file = run + "/config.toml";
-  const config::Config cfg = load_config(src);
-  std::string ck = vm["checkpoint"].as<std::string>();
-  if (ck.empty()) ck = train::latest_checkpoint(run);
-  train::TrainedModel t = train::load_trained_model(cfg, ck);
+  LoadedRun loaded = load_run(run, vm["checkpoint"].as<std::string>());
+  const config::Config& cfg = loaded.config;
+  const std::string& ck = loaded.checkpoint;
+  train::TrainedModel& t = loaded.model;
   torch::Device device = model::resolve_device(vm["device"].as<std::string>());
   if (device.is_cuda() && !device.has_index())
     device = torch::Device(torch::kCUDA,

@@ -416,20 +416,6 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
     // This rank's units in micro-batches; the prefetcher reads and crops the next ones on its
     // thread while the current one computes.
     auto run_micro_batches = [&](const std::vector<data::Unit>& units, auto&& consume) {
-      if (cache) {
-        for (size_t lo = 0; lo < units.size(); lo += static_cast<size_t>(mb_size)) {
-          const size_t hi = std::min(units.size(), lo + static_cast<size_t>(mb_size));
-          std::vector<data::Unit> mb(units.begin() + static_cast<std::ptrdiff_t>(lo),
-                                     units.begin() + static_cast<std::ptrdiff_t>(hi));
-          auto p0 = Clock::now();
-          Tokens tok = tokens_from_cache(*m.vae, *cache, mb, seed, step, dev);
-          auto p1 = Clock::now();
-          consume(mb, tok, row_randomness(*m.var, seed, step, mb));
-          phase("data", p0, p1);
-          phase("forward_backward", p1, Clock::now());
-        }
-        return;
-      }
       std::vector<std::vector<data::Unit>> mbs;
       for (size_t lo = 0; lo < units.size(); lo += static_cast<size_t>(mb_size)) {
         const size_t hi = std::min(units.size(), lo + static_cast<size_t>(mb_size));
@@ -437,21 +423,29 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
                          units.begin() + static_cast<std::ptrdiff_t>(hi));
       }
       size_t submitted = 0;
-      auto top_up = [&]() {
-        while (submitted < mbs.size() && prefetcher.outstanding() < prefetch_depth)
+      auto top_up = [&]() {  // images only; the token cache is read in place
+        while (!cache && submitted < mbs.size() && prefetcher.outstanding() < prefetch_depth)
           prefetcher.submit(mbs[submitted++], vs);
       };
       for (const auto& mb : mbs) {
         top_up();
-        auto p0 = Clock::now();
-        data::Batch batch = prefetcher.next();
-        top_up();
-        auto p1 = Clock::now();
-        Tokens tok = tokenize(*m.vae, batch, dev);
-        auto p2 = Clock::now();
+        const auto p0 = Clock::now();
+        auto p1 = p0;
+        Tokens tok;
+        if (cache) {
+          tok = tokens_from_cache(*m.vae, *cache, mb, seed, step, dev);
+          p1 = Clock::now();
+          phase("data", p0, p1);
+        } else {
+          data::Batch batch = prefetcher.next();
+          top_up();
+          p1 = Clock::now();
+          phase("data", p0, p1);
+          tok = tokenize(*m.vae, batch, dev);
+        }
+        const auto p2 = Clock::now();
+        if (!cache) phase("tokenize", p1, p2);
         consume(mb, tok, row_randomness(*m.var, seed, step, mb));
-        phase("data", p0, p1);
-        phase("tokenize", p1, p2);
         phase("forward_backward", p2, Clock::now());
       }
     };

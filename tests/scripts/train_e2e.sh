@@ -32,7 +32,10 @@ with h5py.File(run + "/metrics.h5", "r") as f:
     print(f"{name}: loss {first:.4f} -> {last:.4f}, trainable {f.attrs['trainable_params']}")
     assert np.all(np.isfinite(loss)), loss
     assert last < first, f"loss did not go down: {loss}"
+    # Invariant 5: losses and norms of DP runs are marked as non-private diagnostics.
+    assert f.attrs["diagnostics_not_private"] == f.attrs["dp_enabled"], dict(f.attrs)
     if f.attrs["dp_enabled"]:
+        assert "privacy" in f and f["privacy"].attrs["total_steps"] == len(loss)  # invariant 4
         eps = f["metrics/epsilon/value"][-1]
         target = f.attrs["target_epsilon"]
         print(f"{name}: epsilon {eps:.3f} (target {target})")

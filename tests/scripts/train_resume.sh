@@ -9,6 +9,7 @@ HERE="$(cd "$(dirname "$0")/.." && pwd)"
 export OMP_NUM_THREADS=1
 "$PY" "$HERE/python/make_train_dataset.py" "$TMP/train.h5" --n 16 --classes 4
 STEPS=16
+command -v pkill > /dev/null || fail "pkill not found (Debian package procps; jobs/install-deps.sh installs it)"
 
 cmd() {  # name
   echo "$VARDP_BIN" train --config "$HERE/data/train_tiny.toml" --set "model.vae=$FIX/vae_fixture.pth" \
@@ -47,7 +48,7 @@ mpirun -np 2 --oversubscribe $(cmd kill) > "$TMP/kill.log" 2>&1 &
 pid=$!
 wait_for_checkpoint "$TMP/kill" $pid || { cat "$TMP/kill.log"; fail "kill: no checkpoint"; }
 sleep 0.3
-pkill -KILL -f "output.dir=$TMP/kill" || true
+pkill -KILL -f "output.dir=$TMP/kill" || fail "kill: no rank process found to kill"
 set +e; wait $pid; set -e
 [ ! -e "$TMP/kill/DONE" ] || fail "kill: the run finished before it was killed; make it longer"
 # Resuming with another config is refused (exit 2) and changes nothing.
