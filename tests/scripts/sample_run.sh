@@ -3,13 +3,10 @@
 # as many images per class as its test split has, is the same on 1 and 2 ranks; the shards and
 # their index open as one dataset in h5py; a PNG contact sheet is written.
 source "$(dirname "$0")/../support/script_lib.sh"
-SHARED="${VARDP_SHARED_DIR:-$(cd "$(dirname "$0")/../../../shared" && pwd)}"
-FIX="$SHARED/fixtures/var_official_tiny"
-HERE="$(cd "$(dirname "$0")/.." && pwd)"
 export OMP_NUM_THREADS=1
-"$PY" "$HERE/python/make_train_dataset.py" "$TMP/train.h5" --n 16 --classes 4
-"$PY" "$HERE/python/make_train_dataset.py" "$TMP/test.h5" --n 7 --classes 4 --seed 5 --split test
-"$VARDP_BIN" train --config "$HERE/data/train_tiny.toml" --set "model.vae=$FIX/vae_fixture.pth" \
+"$PY" "$TESTS/python/make_train_dataset.py" "$TMP/train.h5" --n 16 --classes 4
+"$PY" "$TESTS/python/make_train_dataset.py" "$TMP/test.h5" --n 7 --classes 4 --seed 5 --split test
+"$VARDP_BIN" train --config "$TESTS/data/train_tiny.toml" --set "model.vae=$FIX/vae_fixture.pth" \
   --set "model.var=$FIX/var_fixture.pth" --set "data.train=$TMP/train.h5" --set "data.test=$TMP/test.h5" \
   --set "output.dir=$TMP/run" --set train.steps=2 > "$TMP/train.log" 2>&1 || { cat "$TMP/train.log"; fail "train"; }
 

@@ -4,12 +4,9 @@
 # where every view is the image itself); `vardp train` from the cache runs (DP, k = 2) and gives
 # the same model on 1 and 2 ranks.
 source "$(dirname "$0")/../support/script_lib.sh"
-SHARED="${VARDP_SHARED_DIR:-$(cd "$(dirname "$0")/../../../shared" && pwd)}"
-FIX="$SHARED/fixtures/var_official_tiny"
-HERE="$(cd "$(dirname "$0")/.." && pwd)"
 export OMP_NUM_THREADS=1
-"$PY" "$HERE/python/make_train_dataset.py" "$TMP/train.h5" --n 12 --classes 4
-"$PY" "$HERE/python/make_train_dataset.py" "$TMP/exact.h5" --n 4 --classes 4 --resolution 80
+"$PY" "$TESTS/python/make_train_dataset.py" "$TMP/train.h5" --n 12 --classes 4
+"$PY" "$TESTS/python/make_train_dataset.py" "$TMP/exact.h5" --n 4 --classes 4 --resolution 80
 TOK=(tokenize --vae "$FIX/vae_fixture.pth" --patch-nums 1,2,3,4,5 --device cpu)
 "$VARDP_BIN" "${TOK[@]}" --data "$TMP/train.h5" --views 3 --seed 11 --hflip --out "$TMP/c1.h5" > "$TMP/t1.log" 2>&1 \
   || { cat "$TMP/t1.log"; fail "tokenize on 1 rank"; }
@@ -21,7 +18,7 @@ mpirun_n 2 "$VARDP_BIN" "${TOK[@]}" --data "$TMP/train.h5" --views 3 --seed 11 -
   --out "$TMP/score.h5" --device cpu > "$TMP/score.log" 2>&1 || { cat "$TMP/score.log"; fail "score"; }
 
 train() {  # ranks name
-  mpirun_n "$1" "$VARDP_BIN" train --config "$HERE/data/train_tiny.toml" --set "model.vae=$FIX/vae_fixture.pth" \
+  mpirun_n "$1" "$VARDP_BIN" train --config "$TESTS/data/train_tiny.toml" --set "model.vae=$FIX/vae_fixture.pth" \
     --set "model.var=$FIX/var_fixture.pth" --set "data.train=$TMP/train.h5" --set "data.token_cache=$TMP/c1.h5" \
     --set "output.dir=$TMP/$2" --set train.steps=4 --set dp.enabled=true --set dp.noise_multiplier=0.8 \
     --set dp.sample_rate=0.5 --set dp.augmult=2 > "$TMP/$2.log" 2>&1 || { cat "$TMP/$2.log"; fail "train $2"; }

@@ -4,18 +4,15 @@
 # its checkpoint, metrics.h5, config.toml and DONE, and lower the training loss; DP runs must
 # report epsilon <= their target.
 source "$(dirname "$0")/../support/script_lib.sh"
-SHARED="${VARDP_SHARED_DIR:-$(cd "$(dirname "$0")/../../../shared" && pwd)}"
-FIX="$SHARED/fixtures/var_official_tiny"
-HERE="$(cd "$(dirname "$0")/.." && pwd)"
 export OMP_NUM_THREADS=1
-"$PY" "$HERE/python/make_train_dataset.py" "$TMP/train.h5" --n 24 --classes 4
+"$PY" "$TESTS/python/make_train_dataset.py" "$TMP/train.h5" --n 24 --classes 4
 
 run() {  # name, extra --set arguments...
   local name=$1; shift
   local sets=(--set "model.vae=$FIX/vae_fixture.pth" --set "model.var=$FIX/var_fixture.pth"
               --set "data.train=$TMP/train.h5" --set "output.dir=$TMP/$name")
   for s in "$@"; do sets+=(--set "$s"); done
-  mpirun_n 2 "$VARDP_BIN" train --config "$HERE/data/train_tiny.toml" "${sets[@]}" > "$TMP/$name.log" 2>&1 \
+  mpirun_n 2 "$VARDP_BIN" train --config "$TESTS/data/train_tiny.toml" "${sets[@]}" > "$TMP/$name.log" 2>&1 \
     || { cat "$TMP/$name.log"; fail "$name: vardp train failed"; }
   for f in DONE latest metrics.h5 config.toml; do
     [ -e "$TMP/$name/$f" ] || fail "$name: $f missing"
@@ -59,7 +56,7 @@ run lora_dp adapt.method=lora "${DP[@]}"
 run lntune_dp adapt.method=lntune "${DP[@]}"
 
 # A finished run is not redone.
-mpirun_n 2 "$VARDP_BIN" train --config "$HERE/data/train_tiny.toml" --set "model.vae=$FIX/vae_fixture.pth" \
+mpirun_n 2 "$VARDP_BIN" train --config "$TESTS/data/train_tiny.toml" --set "model.vae=$FIX/vae_fixture.pth" \
   --set "model.var=$FIX/var_fixture.pth" --set "data.train=$TMP/train.h5" --set "output.dir=$TMP/lora_plain" \
   > "$TMP/again.log" 2>&1 || fail "re-run of a finished run failed"
 grep -q "already finished" "$TMP/again.log" || fail "a finished run was not recognised"

@@ -3,18 +3,15 @@
 # 2 ranks (issue 5, acceptance 2; ARCHITECTURE invariant 6), for a DP-LoRA run with k = 2 views
 # and a plain full fine-tuning run, within 1e-5 relative.
 source "$(dirname "$0")/../support/script_lib.sh"
-SHARED="${VARDP_SHARED_DIR:-$(cd "$(dirname "$0")/../../../shared" && pwd)}"
-FIX="$SHARED/fixtures/var_official_tiny"
-HERE="$(cd "$(dirname "$0")/.." && pwd)"
 export OMP_NUM_THREADS=1
-"$PY" "$HERE/python/make_train_dataset.py" "$TMP/train.h5" --n 16 --classes 4
+"$PY" "$TESTS/python/make_train_dataset.py" "$TMP/train.h5" --n 16 --classes 4
 
 train() {  # ranks, name, extra sets...
   local np=$1 name=$2; shift 2
   local sets=(--set "model.vae=$FIX/vae_fixture.pth" --set "model.var=$FIX/var_fixture.pth"
               --set "data.train=$TMP/train.h5" --set "output.dir=$TMP/$name" --set train.steps=3)
   for s in "$@"; do sets+=(--set "$s"); done
-  mpirun_n "$np" "$VARDP_BIN" train --config "$HERE/data/train_tiny.toml" "${sets[@]}" > "$TMP/$name.log" 2>&1 \
+  mpirun_n "$np" "$VARDP_BIN" train --config "$TESTS/data/train_tiny.toml" "${sets[@]}" > "$TMP/$name.log" 2>&1 \
     || { cat "$TMP/$name.log"; fail "$name failed"; }
 }
 

@@ -3,16 +3,13 @@
 # resumed, and a run killed by SIGKILL between checkpoints and resumed, end with tensors identical
 # to an uninterrupted run, and the privacy ledger counts every step exactly once.
 source "$(dirname "$0")/../support/script_lib.sh"
-SHARED="${VARDP_SHARED_DIR:-$(cd "$(dirname "$0")/../../../shared" && pwd)}"
-FIX="$SHARED/fixtures/var_official_tiny"
-HERE="$(cd "$(dirname "$0")/.." && pwd)"
 export OMP_NUM_THREADS=1
-"$PY" "$HERE/python/make_train_dataset.py" "$TMP/train.h5" --n 16 --classes 4
+"$PY" "$TESTS/python/make_train_dataset.py" "$TMP/train.h5" --n 16 --classes 4
 STEPS=16
 command -v pkill > /dev/null || fail "pkill not found (Debian package procps; jobs/install-deps.sh installs it)"
 
 cmd() {  # name
-  echo "$VARDP_BIN" train --config "$HERE/data/train_tiny.toml" --set "model.vae=$FIX/vae_fixture.pth" \
+  echo "$VARDP_BIN" train --config "$TESTS/data/train_tiny.toml" --set "model.vae=$FIX/vae_fixture.pth" \
     --set "model.var=$FIX/var_fixture.pth" --set "data.train=$TMP/train.h5" --set "output.dir=$TMP/$1" \
     --set train.steps=$STEPS --set dp.enabled=true --set dp.noise_multiplier=0.8 --set dp.sample_rate=0.5 \
     --set output.checkpoint_every=2 --set train.log_every=1
