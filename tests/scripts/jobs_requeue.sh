@@ -5,8 +5,10 @@
 # dependent sample + eval job, submission with the right array and dependency, and the mpirun
 # flow for a workstation.
 #
-# `vardp train`, `sample` and `eval` are simulated by a stand-in vardp (the real binary answers
-# every other command: config show, sweep list), so this tests the job scripts, not training.
+# Most of it simulates `vardp train`, `sample` and `eval` with a stand-in vardp (the real binary
+# answers every other command: config show, sweep list), which makes the many branches cheap; the
+# last part drives the same Slurm flow with the real vardp on the tiny fixture model: a real
+# checkpoint on SIGUSR1, exit 75, requeue, a real resume, completion, then sampling.
 source "$(dirname "$0")/../support/script_lib.sh"
 SRC=${VARDP_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 
@@ -181,4 +183,30 @@ INDICES="0 6" FAKE_STEPS=2 SKIP_EVAL=1 bash jobs/local/sweep.sh "${EPS[@]}" > "$
   { cat "$TMP/lsweep.log"; fail "local sweep"; }
 [ -f "$TMP/runs/eps/0000-target_epsilon=1.0/DONE" ] && [ -f "$TMP/runs/eps/0006-target_epsilon=1000.0/DONE" ] ||
   fail "local sweep did not run points 0 and 6"
+# --- the real vardp through train.sbatch: SIGUSR1 -> checkpoint, exit 75 -> requeue -> resume -> DONE
+export VARDP_BIN=$REAL_VARDP OMP_NUM_THREADS=1
+"$PY" "$TESTS/python/make_train_dataset.py" "$TMP/tiny_train.h5" --n 16 --classes 4
+REAL=("$TESTS/data/train_tiny.toml" --set "model.vae=$FIX/vae_fixture.pth" --set "model.var=$FIX/var_fixture.pth"
+  --set "data.train=$TMP/tiny_train.h5" --set "output.dir=$TMP/runs/real" --set train.steps=12
+  --set train.log_every=1 --set output.checkpoint_every=0)
+: > "$FAKE_LOG"
+export SLURM_JOB_ID=2001 SLURM_SUBMIT_DIR=$TMP/repo
+bash jobs/slurm/train.sbatch "${REAL[@]}" > "$TMP/real.log" 2>&1 &
+job=$!
+for _ in $(seq 1 600); do grep -q "step 2/12" "$TMP/real.log" && break; sleep 0.1; done
+kill -USR1 "$job"
+rc=0
+wait "$job" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$TMP/real.log"; fail "real run: batch script exited $rc"; }
+grep -qx "scontrol requeue 2001" "$FAKE_LOG" || { cat "$TMP/real.log"; fail "real run: no requeue"; }
+[ -f "$TMP/runs/real/latest" ] && [ ! -f "$TMP/runs/real/DONE" ] || fail "real run: no checkpoint, or finished"
+SLURM_RESTART_COUNT=1 bash jobs/slurm/train.sbatch "${REAL[@]}" >> "$TMP/real.log" 2>&1 ||
+  { cat "$TMP/real.log"; fail "real run: requeued job failed"; }
+grep -q "resumed from .*/checkpoint-[0-9]*.h5 at step [1-9]" "$TMP/real.log" ||
+  { cat "$TMP/real.log"; fail "real run: no resume"; }
+[ -f "$TMP/runs/real/DONE" ] || fail "real run: not finished after the requeue"
+srun "$VARDP_BIN" sample --run "$TMP/runs/real" --per-class 1 --batch 4 > "$TMP/real_sample.log" 2>&1 ||
+  { cat "$TMP/real_sample.log"; fail "real run: sample"; }
+[ -f "$TMP/runs/real/samples.h5" ] || fail "real run: no samples.h5"
+unset SLURM_JOB_ID SLURM_SUBMIT_DIR
 echo "requeue flow ok"
