@@ -1,11 +1,14 @@
 // `vardp sample --run DIR`: rebuilds the adapted model of a run (config.toml + checkpoint),
-// samples per class as many images as the run's test split has (or --per-class n), rank-sharded,
-// writes DIR/samples.h5 (index over the shards) and a PNG contact sheet DIR/samples.png.
+// samples per class eval.per_class images (0: as many as the run's test split has; or
+// --per-class n) with the run's eval.cfg / top_k / top_p / seed, rank-sharded,
+// writes DIR/samples.h5 (index over the shards; DIR/samples-<step>.h5 for --checkpoint) and a PNG
+// contact sheet next to it (DIR/samples.png).
 #include "app/sample_run.hpp"
 
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -65,9 +68,13 @@ int sample_run(const po::variables_map& vm) {
   t.models.vae->to(device);
   const int64_t classes = t.models.var->config().num_classes;
 
+  // The run's [eval] section sets the evaluation set (per_class, cfg, top_k, top_p, seed); an
+  // option given on the command line wins.
+  auto given = [&](const char* name) { return vm.count(name) && !vm[name].defaulted(); };
   std::vector<int64_t> per_class(static_cast<size_t>(classes), 0);
-  if (vm.count("per-class") && !vm["per-class"].defaulted()) {
-    std::fill(per_class.begin(), per_class.end(), vm["per-class"].as<int64_t>());
+  if (given("per-class") || cfg.eval.per_class > 0) {
+    std::fill(per_class.begin(), per_class.end(),
+              given("per-class") ? vm["per-class"].as<int64_t>() : cfg.eval.per_class);
   } else {
     if (!train::file_exists(cfg.data.test))
       throw UsageError("the run's data.test (" + cfg.data.test + ") is not there; give --per-class n", "--per-class");
@@ -80,12 +87,19 @@ int sample_run(const po::variables_map& vm) {
   VARDP_CHECK(n > 0, "nothing to sample");
 
   model::SampleOptions opt;
-  opt.cfg = vm["cfg"].as<double>();
-  opt.top_k = vm["top-k"].as<int64_t>();
-  opt.top_p = vm["top-p"].as<double>();
+  opt.cfg = given("cfg") ? vm["cfg"].as<double>() : cfg.eval.cfg;
+  opt.top_k = given("top-k") ? vm["top-k"].as<int64_t>() : cfg.eval.top_k;
+  opt.top_p = given("top-p") ? vm["top-p"].as<double>() : cfg.eval.top_p;
   opt.more_smooth = vm["more-smooth"].as<bool>();
-  const uint64_t seed = vm["seed"].as<uint64_t>();
-  const std::string out = vm.count("out") ? vm["out"].as<std::string>() : run + "/samples.h5";
+  const uint64_t seed = given("seed") ? vm["seed"].as<uint64_t>() : static_cast<uint64_t>(cfg.eval.seed);
+  // An explicit --checkpoint gets its own samples-<step>.h5, so that sampling an intermediate
+  // checkpoint never replaces the samples of the final model (`vardp eval --run --checkpoint`
+  // reads that name).
+  char step_suffix[32];
+  std::snprintf(step_suffix, sizeof(step_suffix), "-%08lld", static_cast<long long>(t.step));
+  const std::string out = vm.count("out")              ? vm["out"].as<std::string>()
+                          : vm["checkpoint"].as<std::string>().empty() ? run + "/samples.h5"
+                                                                   : run + "/samples" + step_suffix + ".h5";
   const std::string dir = out.find('/') == std::string::npos ? "." : out.substr(0, out.rfind('/'));
   const std::string stem = without_h5(out.substr(out.rfind('/') + 1));
   std::vector<std::string> shards;

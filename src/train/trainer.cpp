@@ -300,6 +300,8 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
       start = c.step;
       flops.total_flops = c.total_flops;
       flops.wall_seconds = c.wall_seconds;
+      if (comm.is_root() && file_exists(cfg.output.dir + "/flops.h5"))
+        flops.restore_steps(read_flops_steps(cfg.output.dir + "/flops.h5"), start);
       if (comm.is_root() && file_exists(metrics_path)) {
         metrics = MetricsLog::read(metrics_path);
         metrics.truncate_after(start);
@@ -383,7 +385,10 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
 
   install_stop_signal_handlers();
   StopPolicy stop(cfg.train.max_hours);
-  const double flops_per_row = 3.0 * model::forward_flops(m.var->config(), 1);
+  // Analytic FLOPs of each step (vardp profile's model); flops_per_row: executed FLOPs per
+  // example-view of the last step, for the TFLOP/s of the log line.
+  const profile::TrainingFlopModel flop_model = training_flop_model(cfg, *m.var, m.vae->config());
+  double flops_per_row = 0;
   Interval iv;
   const auto run_t0 = Clock::now();
   double last_step_s = 0;
@@ -532,11 +537,12 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
     iv.seconds += last_step_s;
     iv.steps += 1;
     const int64_t done = step + 1;
-    // Analytic training FLOPs (forward + backward = 3x forward) of the rows all ranks ran; the
-    // per-example-gradient extras of DP are not included (see vardp profile).
-    flops.total_flops += sums[1] * flops_per_row;
+    // Analytic FLOPs of the step all ranks ran: the paper's count apart from DP extras and optimizer.
+    const profile::StepFlops step_flops =
+        flop_model.step(step_shape(static_cast<int64_t>(lot_size), k, dp_on, layout, mb_size));
+    flops.add_step(done, step_flops);
+    flops_per_row = step_flops.executed() / std::max(1.0, step_flops.rows);
     flops.wall_seconds += last_step_s;
-    if (comm.is_root()) flops.step_flops.emplace_back(done, sums[1] * flops_per_row);
     if (comm.is_root()) {
       metrics.add("loss", done, step_loss);
       metrics.add("grad_norm", done, mean_norm);

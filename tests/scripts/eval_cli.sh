@@ -113,7 +113,7 @@ set +e
 rc=$?
 set -e
 [ "$rc" -eq 2 ] || fail "images input: exit code $rc, expected 2"
-grep -q "images need a feature network (--features-net)" "$TMP/img.txt" || fail "images message"
+grep -q "images need a feature network: give --classifier" "$TMP/img.txt" || fail "images message"
 [ ! -e "$TMP/m3.h5" ] || fail "a metrics file was left behind after an error"
 set +e
 "$VARDP_BIN" eval --real "$TMP/real.h5" --fake "$TMP/fake.h5" > /dev/null 2>&1

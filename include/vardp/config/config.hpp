@@ -100,6 +100,7 @@ struct EvalConfig {
   double top_p = 0.96;
   int64_t seed = 0;
   int64_t pr_k = 3;
+  std::string reference_cache;      // dir of cached test-split features; "": next to data.test
 };
 
 struct Config {
@@ -206,6 +207,9 @@ void visit_eval(V& v, EvalConfig& c) {
   v.field("top_p", c.top_p, "top-p sampling (0 off)");
   v.field("seed", c.seed, "sampling seed");
   v.field("pr_k", c.pr_k, "k of improved precision/recall");
+  v.field("reference_cache", c.reference_cache,
+          "directory of the cached test-split features of vardp eval --run; empty: next to data.test "
+          "(the run directory when that is read-only)");
 }
 
 template <class V>

@@ -13,8 +13,13 @@
 #include <utility>
 #include <vector>
 
+#include "vardp/config/config.hpp"
 #include "vardp/dp/ledger.hpp"
 #include "vardp/io/provenance.hpp"
+#include "vardp/model/var.hpp"
+#include "vardp/model/vqvae.hpp"
+#include "vardp/profile/training_flops.hpp"
+#include "vardp/train/work_split.hpp"
 
 namespace vardp::train {
 
@@ -40,16 +45,42 @@ class MetricsLog {
   std::map<std::string, std::vector<std::pair<int64_t, double>>> series_;
 };
 
-// Training cost (flops.h5, format "vardp.flops", version 1): analytic FLOPs and wall time per
-// phase. The totals are carried in checkpoints, so a resumed run's file covers all segments.
+// Training cost (flops.h5, format "vardp.flops", version 1; docs/formats/run.md): the FLOPs of
+// every step by the analytic model of `vardp profile` (profile/training_flops.hpp): the paper's
+// count (VQ-VAE tokenisation + VAR forward + backward) apart from the DP extras and the optimizer,
+// plus wall time per phase. The paper's total is carried in checkpoints and the per-step rows are
+// restored from flops.h5 on resume, so a resumed run's file covers all its segments.
 struct FlopsTally {
-  double total_flops = 0;                       // all ranks, all steps
+  struct Step {
+    int64_t step = 0;  // 1-based optimizer step
+    double rows = 0, tokenize = 0, forward = 0, backward = 0, dp_extra = 0, optimizer = 0;
+    double total() const { return tokenize + forward + backward; }
+  };
+  double total_flops = 0;                       // the paper's count, all ranks, all steps
   double wall_seconds = 0;                      // training wall time, all segments
   std::map<std::string, double> phase_seconds;  // rank 0
-  std::vector<std::pair<int64_t, double>> step_flops;
+  std::vector<Step> steps;                      // one row per step
+  profile::StepFlops last;                      // the module breakdown of the latest step
+
+  void add_step(int64_t step, const profile::StepFlops& flops);
+  // On resume at `step`: keeps the rows of `previous` (read_flops_steps) up to it.
+  void restore_steps(const std::vector<Step>& previous, int64_t step);
 };
+// The per-step rows of a flops.h5 (empty when it has none).
+std::vector<FlopsTally::Step> read_flops_steps(const std::string& path);
 void write_flops(const std::string& path, const io::Provenance& provenance, const FlopsTally& tally,
                  const std::map<std::string, int64_t>& attrs_int,
                  const std::map<std::string, std::string>& attrs_string);
+
+// The FLOP model of training `var` (adapted: requires_grad marks what trains) as `cfg` runs it:
+// its VQ-VAE (`vae`), token cache or not, the optimizer with the trainer's weight-decay rule and,
+// for DP runs, the per-example-gradient strategy the DP engine uses.
+profile::TrainingFlopModel training_flop_model(const config::Config& cfg, const model::VARImpl& var,
+                                               const model::VQVAEConfig& vae);
+
+// The micro-batches of one training step over all ranks, as the trainer runs them: the units of
+// work_split.hpp (a DP lot of `examples` examples with `views` views each, or a plain batch), cut
+// into chunks of `micro_batch` units on each rank. The input of profile::TrainingFlopModel::step.
+profile::StepShape step_shape(int64_t examples, int64_t views, bool dp, const RankLayout& layout, int64_t micro_batch);
 
 }  // namespace vardp::train
