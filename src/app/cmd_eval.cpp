@@ -53,9 +53,7 @@ constexpr const char* kMetricsFormat = "vardp.metrics.eval";
 constexpr int64_t kMetricsFormatVersion = 1;
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // One result line on stdout: "<name> <value>", full float64 precision.
 void print_metric(const std::string& name, double value) {
@@ -74,9 +72,7 @@ eval::FeatureStats stats_of(const eval::FeatureSet& set) {
   return set.stats ? *set.stats : eval::compute_stats(*set.features);
 }
 
-void write_scalar(hid_t file, const std::string& path, double v) {
-  io::h5_write<double>(file, path, &v, {});
-}
+void write_scalar(hid_t file, const std::string& path, double v) { io::h5_write<double>(file, path, &v, {}); }
 
 void write_fid(hid_t file, const std::string& name, const eval::FidResult& r) {
   write_scalar(file, "/" + name, r.fid);
@@ -181,11 +177,11 @@ void check_label_sets(const eval::ClassifierInfo& c, const eval::ImageSetInfo& s
 
 struct Input {
   std::string path;
-  eval::EvalInput data;                  // what the metrics use
-  std::string kind;                      // features, stats or images
+  eval::EvalInput data;  // what the metrics use
+  std::string kind;      // features, stats or images
   std::optional<eval::ImageSetInfo> images;
-  std::vector<int64_t> labels;           // images: /labels (when present)
-  std::vector<int64_t> predictions;      // images: the classifier's predictions (when computed)
+  std::vector<int64_t> labels;       // images: /labels (when present)
+  std::vector<int64_t> predictions;  // images: the classifier's predictions (when computed)
 };
 
 Input input_from_features(const eval::ImageSetInfo& set, eval::ImageFeatures f) {
@@ -206,9 +202,10 @@ Input input_from_features(const eval::ImageSetInfo& set, eval::ImageFeatures f) 
 Input image_input(const eval::ImageSetInfo& set, const Networks& nets, bool predict) {
   eval::FeatureNetwork* net = nets.features();
   if (!net) {
-    throw UsageError("images need a feature network: give --classifier C.h5 (vardp train-classifier) or "
-                     "--inception PTH",
-                     set.path);
+    throw UsageError(
+        "images need a feature network: give --classifier C.h5 (vardp train-classifier) or "
+        "--inception PTH",
+        set.path);
   }
   Input in = input_from_features(set, eval::compute_image_features(set, *net));
   if (predict && in.predictions.empty() && nets.classifier && set.has_labels)
@@ -280,8 +277,9 @@ void evaluate(const Input& real, const Input& fake, const Networks& nets, const 
   const bool both_features = real.data.pool.features && fake.data.pool.features;
   std::vector<eval::Prdc> prdc;
   if (mopt.pr && !both_features) {
-    log::warn("eval: precision/recall/density/coverage skipped: they need raw /features in both "
-              "inputs");
+    log::warn(
+        "eval: precision/recall/density/coverage skipped: they need raw /features in both "
+        "inputs");
   } else if (mopt.pr) {
     t0 = Clock::now();
     prdc = eval::compute_prdc(*real.data.pool.features, *fake.data.pool.features, mopt.manifold);
@@ -416,8 +414,7 @@ int eval_files(const po::variables_map& vm, const std::vector<std::string>& args
   }
   const MetricOptions mopt = metric_options(vm, ks);
   // Raw rows are held in memory only when a pairwise metric or the SVD route may use them.
-  const bool load_features =
-      has_fake && (mopt.pr || mopt.kid || mopt.fid_method != eval::FidMethod::stats_eigh);
+  const bool load_features = has_fake && (mopt.pr || mopt.kid || mopt.fid_method != eval::FidMethod::stats_eigh);
 
   // Wall times: features_<side> for image inputs, one `read` for the stored features/statistics.
   std::vector<std::pair<std::string, double>> timing;
@@ -493,8 +490,7 @@ SamplesFile read_samples_attrs(const std::string& path) {
 SamplesFile find_samples(const std::string& run, const std::string& checkpoint) {
   const std::string plain = run + "/samples.h5";
   if (checkpoint.empty()) {
-    if (!train::file_exists(plain))
-      throw UsageError("no samples.h5: run `vardp sample --run " + run + "` first", run);
+    if (!train::file_exists(plain)) throw UsageError("no samples.h5: run `vardp sample --run " + run + "` first", run);
     SamplesFile s = read_samples_attrs(plain);
     if (s.step < 0) throw UsageError("samples.h5 has no `step` attribute (not written by vardp sample --run)", plain);
     if (auto latest = train::CheckpointDir(run, 1).latest()) {
@@ -577,15 +573,16 @@ void eval_run_root(const po::variables_map& vm, const std::vector<std::string>& 
                    const std::string& run, const std::vector<int>& ks, int world_size) {
   const std::string checkpoint_arg = vm["checkpoint"].as<std::string>();
   const SamplesFile samples = find_samples(run, checkpoint_arg);
-  const std::string out_path = vm.count("out") ? vm["out"].as<std::string>()
+  const std::string out_path = vm.count("out")          ? vm["out"].as<std::string>()
                                : checkpoint_arg.empty() ? run + "/eval.h5"
                                                         : step_name(run + "/eval", samples.step);
   const std::string classifier = vm.count("classifier") ? vm["classifier"].as<std::string>() : cfg.eval.classifier;
   const std::string inception = vm.count("inception") ? vm["inception"].as<std::string>() : cfg.eval.inception;
   if (classifier.empty() && inception.empty())
-    throw UsageError("no feature network: set eval.classifier or eval.inception in the run's config (or give "
-                     "--classifier / --inception)",
-                     run);
+    throw UsageError(
+        "no feature network: set eval.classifier or eval.inception in the run's config (or give "
+        "--classifier / --inception)",
+        run);
   if (cfg.data.test.empty() || !train::file_exists(cfg.data.test))
     throw UsageError("the run's data.test (" + cfg.data.test + ") is not there", run);
   const eval::ImageSetInfo test = eval::read_image_set_info(cfg.data.test);
@@ -596,8 +593,7 @@ void eval_run_root(const po::variables_map& vm, const std::vector<std::string>& 
   const Networks nets = load_networks(classifier, inception, device, vm["batch"].as<int64_t>());
   if (nets.classifier) check_label_sets(nets.classifier->info(), test);
   log::info("eval --run: ", samples.path, " (step ", samples.step, ", ", fake_set.count, " images) against ",
-            cfg.data.test, " (", test.count, " images), features: ", nets.features()->kind(), " ",
-            nets.feature_path());
+            cfg.data.test, " (", test.count, " images), features: ", nets.features()->kind(), " ", nets.feature_path());
 
   std::vector<std::pair<std::string, double>> timing;
   auto t0 = Clock::now();
@@ -661,35 +657,32 @@ int eval_run(const po::variables_map& vm, const std::vector<std::string>& args, 
 
 int run_eval(const std::vector<std::string>& args) {
   po::options_description options(kUsage);
-  options.add_options()
-      ("real", po::value<std::string>(), "reference set: features, statistics or images (HDF5)")
-      ("fake", po::value<std::string>(), "generated set: features, statistics or images (HDF5)")
-      ("out", po::value<std::string>(),
-       "metrics file to write (format vardp.metrics.eval; with --run default DIR/eval.h5 or DIR/eval-<step>.h5)")
-      ("stats-out", po::value<std::string>(),
-       "write the statistics of --real to this file (format vardp.eval.stats)")
-      ("classifier", po::value<std::string>(),
-       "vardp train-classifier file: features of images (unless --inception) and the class accuracy")
-      ("inception", po::value<std::string>(), "FID Inception weights (pt_inception-2015-12-05-6726825d.pth)")
-      ("run", po::value<std::string>(), "evaluate a run directory: DIR/samples.h5 against the config's data.test")
-      ("checkpoint", po::value<std::string>()->default_value(""),
-       "with --run: the samples of this checkpoint (DIR/samples-<step>.h5 of vardp sample --run --checkpoint)")
-      ("set", po::value<std::vector<std::string>>()->composing(),
-       "with --run: override a key of the run's config, e.g. --set eval.classifier=C.h5 (repeatable)")
-      ("pr-k", po::value<std::vector<int>>()->multitoken(),
-       "neighbourhood sizes k of precision/recall/density/coverage (default 3; --run: eval.pr_k)")
-      ("pr-membership", po::value<std::string>()->default_value("le"),
-       "ball membership: le (d <= r, Kynkaanniemi / ADM evaluator) or lt (d < r, prdc)")
-      ("no-pr", po::bool_switch(), "skip the k-NN metrics (precision, recall, density, coverage)")
-      ("kid", po::bool_switch(), "also compute KID (unbiased, polynomial kernel, whole sets)")
-      ("fid-method", po::value<std::string>()->default_value("auto"),
-       "trace term: auto, stats_eigh or features_svd")
-      ("threads", po::value<int>()->default_value(0),
-       "worker threads for pairwise distances and LibTorch (0: the CPUs this process may use)")
-      ("block-rows", po::value<int64_t>()->default_value(256),
-       "rows per block of the pairwise distances (memory ~ threads * block-rows * N * 8 bytes)")
-      ("batch", po::value<int64_t>()->default_value(256), "images per classifier batch")
-      ("device", po::value<std::string>()->default_value("auto"), "feature network device: auto, cpu, cuda, cuda:N");
+  options.add_options()("real", po::value<std::string>(), "reference set: features, statistics or images (HDF5)")(
+      "fake", po::value<std::string>(), "generated set: features, statistics or images (HDF5)")(
+      "out", po::value<std::string>(),
+      "metrics file to write (format vardp.metrics.eval; with --run default DIR/eval.h5 or DIR/eval-<step>.h5)")(
+      "stats-out", po::value<std::string>(), "write the statistics of --real to this file (format vardp.eval.stats)")(
+      "classifier", po::value<std::string>(),
+      "vardp train-classifier file: features of images (unless --inception) and the class accuracy")(
+      "inception", po::value<std::string>(), "FID Inception weights (pt_inception-2015-12-05-6726825d.pth)")(
+      "run", po::value<std::string>(), "evaluate a run directory: DIR/samples.h5 against the config's data.test")(
+      "checkpoint", po::value<std::string>()->default_value(""),
+      "with --run: the samples of this checkpoint (DIR/samples-<step>.h5 of vardp sample --run --checkpoint)")(
+      "set", po::value<std::vector<std::string>>()->composing(),
+      "with --run: override a key of the run's config, e.g. --set eval.classifier=C.h5 (repeatable)")(
+      "pr-k", po::value<std::vector<int>>()->multitoken(),
+      "neighbourhood sizes k of precision/recall/density/coverage (default 3; --run: eval.pr_k)")(
+      "pr-membership", po::value<std::string>()->default_value("le"),
+      "ball membership: le (d <= r, Kynkaanniemi / ADM evaluator) or lt (d < r, prdc)")(
+      "no-pr", po::bool_switch(), "skip the k-NN metrics (precision, recall, density, coverage)")(
+      "kid", po::bool_switch(), "also compute KID (unbiased, polynomial kernel, whole sets)")(
+      "fid-method", po::value<std::string>()->default_value("auto"), "trace term: auto, stats_eigh or features_svd")(
+      "threads", po::value<int>()->default_value(0),
+      "worker threads for pairwise distances and LibTorch (0: the CPUs this process may use)")(
+      "block-rows", po::value<int64_t>()->default_value(256),
+      "rows per block of the pairwise distances (memory ~ threads * block-rows * N * 8 bytes)")(
+      "batch", po::value<int64_t>()->default_value(256), "images per classifier batch")(
+      "device", po::value<std::string>()->default_value("auto"), "feature network device: auto, cpu, cuda, cuda:N");
   po::variables_map vm;
   if (!parse_command_line(args, kUsage, options, vm)) return 0;
   if (vm["threads"].as<int>() < 0) throw UsageError("--threads must be >= 0", "vardp eval");
@@ -711,6 +704,5 @@ int run_eval(const std::vector<std::string>& args) {
 }
 
 }  // namespace
-VARDP_COMMAND("eval", "FID / sFID, precision & recall, density & coverage, KID, class accuracy; --run DIR",
-              run_eval);
+VARDP_COMMAND("eval", "FID / sFID, precision & recall, density & coverage, KID, class accuracy; --run DIR", run_eval);
 }  // namespace vardp::app

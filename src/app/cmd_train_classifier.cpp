@@ -60,26 +60,26 @@ int run_train_classifier(const std::vector<std::string>& args) {
   po::options_description options(kUsage);
   eval::ClassifierConfig arch;
   eval::ClassifierTrainOptions opt;
-  options.add_options()
-      ("train", po::value<std::string>()->required(), "training dataset file (vardp prepare)")
-      ("test", po::value<std::string>(), "test dataset file: accuracy after every epoch, stored in the output")
-      ("out", po::value<std::string>()->required(), "classifier file to write (format vardp.classifier)")
-      ("image-size", po::value<int64_t>()->default_value(0),
-       "input side R (random R x R crops of the stored images); 0: the dataset's image_size")
-      ("epochs", po::value<int64_t>()->default_value(opt.epochs), "passes over the training set")
-      ("batch", po::value<int64_t>()->default_value(opt.batch), "images per optimizer step")
-      ("lr", po::value<double>()->default_value(opt.lr, "0.002"), "AdamW peak learning rate (warm-up, then cosine decay)")
-      ("weight-decay", po::value<double>()->default_value(opt.weight_decay, "0.05"), "AdamW weight decay")
-      ("warmup", po::value<double>()->default_value(opt.warmup_fraction, "0.03"), "share of steps with linear warm-up")
-      ("hflip", po::bool_switch(), "random horizontal flips besides the random crops")
-      ("seed", po::value<uint64_t>()->default_value(0), "initialisation, order and crops")
-      ("width", po::value<int64_t>()->default_value(arch.width), "channels of the first stage (doubled per stage)")
-      ("stages", po::value<int64_t>()->default_value(arch.stages), "conv stages, each ending in 2x2 max pooling")
-      ("convs-per-stage", po::value<int64_t>()->default_value(arch.convs_per_stage), "conv-BN-ReLU units per stage")
-      ("feature-dim", po::value<int64_t>()->default_value(arch.feature_dim), "width of the feature layer")
-      ("threads", po::value<int>()->default_value(0), "LibTorch intra-op threads (0: OMP_NUM_THREADS or all CPUs)")
-      ("device", po::value<std::string>()->default_value("cpu"), "cpu, cuda, cuda:N or auto")
-      ("log-every", po::value<int64_t>()->default_value(100), "steps between progress lines (0: epochs only)");
+  options.add_options()("train", po::value<std::string>()->required(), "training dataset file (vardp prepare)")(
+      "test", po::value<std::string>(), "test dataset file: accuracy after every epoch, stored in the output")(
+      "out", po::value<std::string>()->required(), "classifier file to write (format vardp.classifier)")(
+      "image-size", po::value<int64_t>()->default_value(0),
+      "input side R (random R x R crops of the stored images); 0: the dataset's image_size")(
+      "epochs", po::value<int64_t>()->default_value(opt.epochs), "passes over the training set")(
+      "batch", po::value<int64_t>()->default_value(opt.batch), "images per optimizer step")(
+      "lr", po::value<double>()->default_value(opt.lr, "0.002"),
+      "AdamW peak learning rate (warm-up, then cosine decay)")(
+      "weight-decay", po::value<double>()->default_value(opt.weight_decay, "0.05"), "AdamW weight decay")(
+      "warmup", po::value<double>()->default_value(opt.warmup_fraction, "0.03"), "share of steps with linear warm-up")(
+      "hflip", po::bool_switch(), "random horizontal flips besides the random crops")(
+      "seed", po::value<uint64_t>()->default_value(0), "initialisation, order and crops")(
+      "width", po::value<int64_t>()->default_value(arch.width), "channels of the first stage (doubled per stage)")(
+      "stages", po::value<int64_t>()->default_value(arch.stages), "conv stages, each ending in 2x2 max pooling")(
+      "convs-per-stage", po::value<int64_t>()->default_value(arch.convs_per_stage), "conv-BN-ReLU units per stage")(
+      "feature-dim", po::value<int64_t>()->default_value(arch.feature_dim), "width of the feature layer")(
+      "threads", po::value<int>()->default_value(0), "LibTorch intra-op threads (0: OMP_NUM_THREADS or all CPUs)")(
+      "device", po::value<std::string>()->default_value("cpu"), "cpu, cuda, cuda:N or auto")(
+      "log-every", po::value<int64_t>()->default_value(100), "steps between progress lines (0: epochs only)");
   po::variables_map vm;
   if (!parse_command_line(args, kUsage, options, vm)) return 0;
   dist::Comm& comm = world();
@@ -104,9 +104,8 @@ int run_train_classifier(const std::vector<std::string>& args) {
       throw UsageError("the test split has other classes than the training split (num_classes / original_class_ids)",
                        b.path);
     if (a.image_size != b.image_size)
-      throw UsageError(str("the test split was prepared for ", b.image_size, " px, the training split for ",
-                           a.image_size),
-                       b.path);
+      throw UsageError(
+          str("the test split was prepared for ", b.image_size, " px, the training split for ", a.image_size), b.path);
   }
 
   arch.image_size = vm["image-size"].as<int64_t>() > 0 ? vm["image-size"].as<int64_t>() : train.info.image_size;
@@ -137,8 +136,7 @@ int run_train_classifier(const std::vector<std::string>& args) {
             " parameters) on ", device.str(), ", ", torch::get_num_threads(), " threads; ", opt.epochs, " epochs of ",
             train.info.num_examples, " images, batch ", opt.batch);
 
-  const eval::ClassifierTrainResult r =
-      eval::train_classifier(*net, train.set, test ? &test->set : nullptr, opt);
+  const eval::ClassifierTrainResult r = eval::train_classifier(*net, train.set, test ? &test->set : nullptr, opt);
   log::info("train-classifier: ", r.steps, " steps in ", r.seconds, " s (", r.images_per_second, " images/s)",
             test ? str(", test accuracy ", r.test_accuracy) : std::string());
 
@@ -172,8 +170,9 @@ int run_train_classifier(const std::vector<std::string>& args) {
     io::h5_write_attr(f, "train_seconds", r.seconds);
     io::h5_write_attr(f, "images_per_second", r.images_per_second);
     io::h5_write_attr(f, "threads", static_cast<int64_t>(torch::get_num_threads()));
-    io::h5_write_attr(f, "augmentation", str("random ", arch.image_size, "x", arch.image_size, " crop",
-                                             opt.hflip ? " + horizontal flip" : ""));
+    io::h5_write_attr(
+        f, "augmentation",
+        str("random ", arch.image_size, "x", arch.image_size, " crop", opt.hflip ? " + horizontal flip" : ""));
     std::vector<int64_t> epoch, step;
     std::vector<double> loss, train_acc, test_acc, secs;
     for (const auto& h : r.history) {

@@ -92,14 +92,17 @@ int sample_run(const po::variables_map& vm) {
   opt.top_p = given("top-p") ? vm["top-p"].as<double>() : cfg.eval.top_p;
   opt.more_smooth = vm["more-smooth"].as<bool>();
   const uint64_t seed = given("seed") ? vm["seed"].as<uint64_t>() : static_cast<uint64_t>(cfg.eval.seed);
-  // An explicit --checkpoint gets its own samples-<step>.h5, so that sampling an intermediate
-  // checkpoint never replaces the samples of the final model (`vardp eval --run --checkpoint`
-  // reads that name).
-  char step_suffix[32];
-  std::snprintf(step_suffix, sizeof(step_suffix), "-%08lld", static_cast<long long>(t.step));
-  const std::string out = vm.count("out")              ? vm["out"].as<std::string>()
-                          : vm["checkpoint"].as<std::string>().empty() ? run + "/samples.h5"
-                                                                   : run + "/samples" + step_suffix + ".h5";
+  std::string out = run + "/samples.h5";
+  if (vm.count("out")) {
+    out = vm["out"].as<std::string>();
+  } else if (!vm["checkpoint"].as<std::string>().empty()) {
+    // An explicit --checkpoint gets its own samples-<step>.h5, so that sampling an intermediate
+    // checkpoint never replaces the samples of the final model (`vardp eval --run --checkpoint`
+    // reads that name).
+    char name[40];
+    std::snprintf(name, sizeof(name), "/samples-%08lld.h5", static_cast<long long>(t.step));
+    out = run + name;
+  }
   const std::string dir = out.find('/') == std::string::npos ? "." : out.substr(0, out.rfind('/'));
   const std::string stem = without_h5(out.substr(out.rfind('/') + 1));
   std::vector<std::string> shards;

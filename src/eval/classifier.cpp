@@ -51,8 +51,8 @@ SmallCnnClassifierImpl::SmallCnnClassifierImpl(const ClassifierConfig& config) :
       in = out;
     }
   }
-  feature = register_module("feature", torch::nn::Linear(in * config_.pool_grid * config_.pool_grid,
-                                                         config_.feature_dim));
+  feature =
+      register_module("feature", torch::nn::Linear(in * config_.pool_grid * config_.pool_grid, config_.feature_dim));
   logits = register_module("logits", torch::nn::Linear(config_.feature_dim, config_.num_classes));
 }
 

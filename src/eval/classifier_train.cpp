@@ -126,15 +126,13 @@ ClassifierTrainResult train_classifier(SmallCnnClassifierImpl& net, const Labell
     auto t_window = Clock::now();
     auto t_epoch = Clock::now();
     for (int64_t b = 0; b < steps_per_epoch; ++b, ++step) {
-      const std::vector<int64_t> examples(order.begin() + b * o.batch,
-                                          order.begin() + std::min(n, (b + 1) * o.batch));
+      const std::vector<int64_t> examples(order.begin() + b * o.batch, order.begin() + std::min(n, (b + 1) * o.batch));
       const auto bsz = static_cast<int64_t>(examples.size());
       const torch::Tensor views = train_views(train.images, examples, c.image_size, o.seed, epoch, o.hflip);
       const torch::Tensor index = torch::tensor(examples, torch::kInt64);
       const torch::Tensor y = train.labels.index_select(0, index).to(device);
       const double lr = classifier_lr(o, step, total);
-      for (auto& group : optimizer.param_groups())
-        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+      for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 
       const ClassifierOutput out = net.forward(net.normalize(views));
       torch::Tensor loss = torch::nn::functional::cross_entropy(out.logits, y);

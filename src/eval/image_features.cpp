@@ -122,10 +122,10 @@ std::unique_ptr<FeatureNetwork> make_inception_network(const std::string& path, 
 ImageFeatures compute_image_features(const ImageSetInfo& set, FeatureNetwork& net, int64_t read_rows) {
   VARDP_CHECK(read_rows > 0, "compute_image_features: read_rows must be positive");
   if (net.input_size() != 0 && net.input_size() != set.view_size) {
-    throw UsageError(str("its images are evaluated as ", set.view_size, " x ", set.view_size,
-                         " views, but the ", net.kind(), " takes ", net.input_size(), " x ", net.input_size(),
-                         " (train the classifier at the run's image size)"),
-                     set.path);
+    throw UsageError(
+        str("its images are evaluated as ", set.view_size, " x ", set.view_size, " views, but the ", net.kind(),
+            " takes ", net.input_size(), " x ", net.input_size(), " (train the classifier at the run's image size)"),
+        set.path);
   }
   auto file = io::H5File::open(set.path);
   const int64_t side = set.side;
@@ -136,8 +136,8 @@ ImageFeatures compute_image_features(const ImageSetInfo& set, FeatureNetwork& ne
   int64_t last_log = 0;
   for (int64_t r0 = 0; r0 < set.count; r0 += read_rows) {
     const int64_t n = std::min(read_rows, set.count - r0);
-    std::vector<uint8_t> rows = io::h5_read_rows<uint8_t>(file.id(), "/images", static_cast<hsize_t>(r0),
-                                                          static_cast<hsize_t>(n));
+    std::vector<uint8_t> rows =
+        io::h5_read_rows<uint8_t>(file.id(), "/images", static_cast<hsize_t>(r0), static_cast<hsize_t>(n));
     VARDP_CHECK(static_cast<int64_t>(rows.size()) == n * side * side * 3, set.path, ": short read of /images");
     const torch::Tensor images = torch::from_blob(rows.data(), {n, side, side, 3}, torch::kUInt8);
     const FeatureBatch b = net.run(center_crop(images, set.view_size));

@@ -30,8 +30,8 @@ ReferenceKey reference_key(const ImageSetInfo& set, const std::string& network_k
     const fs::path p = fs::absolute(set.path, ec);
     const auto size = fs::file_size(set.path, ec);
     const auto mtime = fs::last_write_time(set.path, ec).time_since_epoch();
-    k.images_id = str("file:", p.string(), ":", size, ":",
-                      std::chrono::duration_cast<std::chrono::nanoseconds>(mtime).count());
+    k.images_id =
+        str("file:", p.string(), ":", size, ":", std::chrono::duration_cast<std::chrono::nanoseconds>(mtime).count());
   }
   k.network_kind = network_kind;
   k.network_sha256 = network_sha256;

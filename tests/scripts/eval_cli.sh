@@ -120,4 +120,14 @@ set +e
 rc=$?
 set -e
 [ "$rc" -eq 2 ] || fail "--fake without --out: exit code $rc, expected 2"
+for bad in "--real $TMP/real.h5 --fake $TMP/fake.h5 --out $TMP/m4.h5 --checkpoint c.h5" \
+           "--run $TMP --real $TMP/real.h5" "--run $TMP"; do
+  set +e
+  # shellcheck disable=SC2086
+  "$VARDP_BIN" eval $bad > "$TMP/bad.txt" 2>&1
+  rc=$?
+  set -e
+  [ "$rc" -eq 2 ] || { cat "$TMP/bad.txt"; fail "'eval $bad': exit code $rc, expected 2"; }
+done
+grep -q "not a run directory" "$TMP/bad.txt" || fail "--run on a directory without config.toml: message"
 echo "eval_cli: OK"

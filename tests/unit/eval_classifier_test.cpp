@@ -213,9 +213,9 @@ TEST(EvalClassifier, LearningRateSchedule) {
   o.lr = 1e-3;
   o.warmup_fraction = 0.1;
   o.final_lr_fraction = 0.01;
-  EXPECT_NEAR(classifier_lr(o, 0, 100), 1e-4, 1e-15);   // warm-up: step 1 of 10
-  EXPECT_NEAR(classifier_lr(o, 9, 100), 1e-3, 1e-15);   // end of warm-up
-  EXPECT_NEAR(classifier_lr(o, 10, 100), 1e-3, 1e-15);  // cosine starts at lr
+  EXPECT_NEAR(classifier_lr(o, 0, 100), 1e-4, 1e-15);                  // warm-up: step 1 of 10
+  EXPECT_NEAR(classifier_lr(o, 9, 100), 1e-3, 1e-15);                  // end of warm-up
+  EXPECT_NEAR(classifier_lr(o, 10, 100), 1e-3, 1e-15);                 // cosine starts at lr
   EXPECT_NEAR(classifier_lr(o, 55, 100), 0.5 * (1e-3 + 1e-5), 1e-12);  // half way
   EXPECT_NEAR(classifier_lr(o, 100, 100), 1e-5, 1e-15);
 }

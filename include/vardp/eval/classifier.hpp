@@ -29,12 +29,12 @@ inline constexpr int64_t kClassifierFormatVersion = 1;
 inline constexpr const char* kClassifierArch = "vardp-smallcnn-v1";
 
 struct ClassifierConfig {
-  int64_t image_size = 32;      // R: input side (the model resolution of the dataset)
-  int64_t width = 16;           // channels of stage 0; stage s has width * 2^s
+  int64_t image_size = 32;  // R: input side (the model resolution of the dataset)
+  int64_t width = 16;       // channels of stage 0; stage s has width * 2^s
   int64_t stages = 3;
   int64_t convs_per_stage = 1;
-  int64_t pool_grid = 4;        // spatial grid kept before the fully connected layers
-  int64_t feature_dim = 128;    // width of the feature layer
+  int64_t pool_grid = 4;      // spatial grid kept before the fully connected layers
+  int64_t feature_dim = 128;  // width of the feature layer
   int64_t num_classes = 10;
 };
 
@@ -82,12 +82,12 @@ TORCH_MODULE(SmallCnnClassifier);
 // What a classifier file says besides the weights.
 struct ClassifierInfo {
   ClassifierConfig config;
-  std::vector<std::string> class_names;        // name of class k (may be empty)
-  std::vector<int64_t> original_class_ids;     // the source dataset's class of label k (may be empty)
-  std::string train_file;                      // dataset it was trained on
-  std::string train_images_sha256;             // that file's images_sha256 attribute
-  std::string source;                          // that file's `source` (e.g. fashion_mnist)
-  double test_accuracy = -1;                   // < 0: not measured
+  std::vector<std::string> class_names;     // name of class k (may be empty)
+  std::vector<int64_t> original_class_ids;  // the source dataset's class of label k (may be empty)
+  std::string train_file;                   // dataset it was trained on
+  std::string train_images_sha256;          // that file's images_sha256 attribute
+  std::string source;                       // that file's `source` (e.g. fashion_mnist)
+  double test_accuracy = -1;                // < 0: not measured
   int64_t test_examples = 0;
 };
 
@@ -100,8 +100,7 @@ struct LoadedClassifier {
 // of the state-dict layout (io/state_dict.hpp), the architecture and `info` as root attributes.
 // `extra` is called with the open file before it is committed (training history, timings).
 void save_classifier(const std::string& path, SmallCnnClassifierImpl& net, const ClassifierInfo& info,
-                     const io::Provenance& provenance,
-                     const std::function<void(hid_t)>& extra = nullptr);
+                     const io::Provenance& provenance, const std::function<void(hid_t)>& extra = nullptr);
 
 // Rebuilds the network from the file's attributes and loads its weights strictly (every key,
 // every shape). The network is in eval mode on the CPU.

@@ -25,7 +25,7 @@ struct ClassifierTrainOptions {
   int64_t batch = 128;
   double lr = 2e-3;
   double weight_decay = 0.05;
-  double warmup_fraction = 0.03;  // share of the steps with a linearly rising learning rate
+  double warmup_fraction = 0.03;    // share of the steps with a linearly rising learning rate
   double final_lr_fraction = 0.01;  // the cosine decays to lr * this
   bool hflip = false;
   uint64_t seed = 0;
@@ -34,20 +34,20 @@ struct ClassifierTrainOptions {
 };
 
 struct ClassifierEpoch {
-  int64_t epoch = 0;           // 1-based
-  int64_t step = 0;            // optimizer steps done
-  double train_loss = 0;       // mean over the epoch's batches
-  double train_accuracy = 0;   // on the augmented training views
-  double test_accuracy = -1;   // < 0 without a test split
-  double seconds = 0;          // wall time since the start of training
+  int64_t epoch = 0;          // 1-based
+  int64_t step = 0;           // optimizer steps done
+  double train_loss = 0;      // mean over the epoch's batches
+  double train_accuracy = 0;  // on the augmented training views
+  double test_accuracy = -1;  // < 0 without a test split
+  double seconds = 0;         // wall time since the start of training
 };
 
 struct ClassifierTrainResult {
   std::vector<ClassifierEpoch> history;
   int64_t steps = 0;
-  double seconds = 0;             // training wall time (test evaluations included)
-  double images_per_second = 0;   // training images / pure training time
-  double test_accuracy = -1;      // after the last epoch; < 0 without a test split
+  double seconds = 0;            // training wall time (test evaluations included)
+  double images_per_second = 0;  // training images / pure training time
+  double test_accuracy = -1;     // after the last epoch; < 0 without a test split
 };
 
 // Learning rate at optimizer step `step` (0-based) of `total`.

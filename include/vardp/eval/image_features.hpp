@@ -22,14 +22,14 @@ namespace vardp::eval {
 
 struct ImageSetInfo {
   std::string path;
-  std::string format;          // the file's `format` attribute ("" when absent)
-  int64_t count = 0;           // N
-  int64_t side = 0;            // stored side H (= W)
-  int64_t view_size = 0;       // R: side of the evaluation view
+  std::string format;     // the file's `format` attribute ("" when absent)
+  int64_t count = 0;      // N
+  int64_t side = 0;       // stored side H (= W)
+  int64_t view_size = 0;  // R: side of the evaluation view
   bool has_labels = false;
-  int64_t num_classes = 0;     // `num_classes` attribute (0 when absent)
+  int64_t num_classes = 0;                  // `num_classes` attribute (0 when absent)
   std::vector<int64_t> original_class_ids;  // `original_class_ids` attribute (empty when absent)
-  std::string images_sha256;   // `images_sha256` attribute of dataset files ("" when absent)
+  std::string images_sha256;                // `images_sha256` attribute of dataset files ("" when absent)
 };
 
 // True when the file has /images and neither /features nor /mu (features win when both exist).
@@ -54,7 +54,7 @@ class FeatureNetwork {
   virtual std::string kind() const = 0;  // "classifier" or "inception"
   // Side of the views it takes; 0: any (the network resizes them itself).
   virtual int64_t input_size() const = 0;
-  virtual bool predicts() const = 0;     // gives logits
+  virtual bool predicts() const = 0;  // gives logits
   virtual FeatureBatch run(const torch::Tensor& views_nhwc_u8) = 0;
 };
 
@@ -79,7 +79,7 @@ std::unique_ptr<FeatureNetwork> make_inception_network(const std::string& path, 
                                                        int64_t batch = 50);
 
 struct ImageFeatures {
-  FeatureMatrix pool;                   // (N, d)
+  FeatureMatrix pool;                    // (N, d)
   std::optional<FeatureMatrix> spatial;  // (N, d_s) when the network has spatial features
   std::vector<int64_t> predictions;      // argmax of the logits (networks that predict)
   std::vector<int64_t> labels;           // /labels of the set (when present)
@@ -90,10 +90,10 @@ struct ImageFeatures {
 ImageFeatures compute_image_features(const ImageSetInfo& set, FeatureNetwork& net, int64_t read_rows = 1024);
 
 struct ClassAccuracy {
-  double accuracy = 0;               // share of samples predicted as their label
-  std::vector<double> per_class;     // per label k (NaN for a class without samples)
-  std::vector<int64_t> counts;       // samples per label
-  std::vector<int64_t> correct;      // correctly predicted samples per label
+  double accuracy = 0;            // share of samples predicted as their label
+  std::vector<double> per_class;  // per label k (NaN for a class without samples)
+  std::vector<int64_t> counts;    // samples per label
+  std::vector<int64_t> correct;   // correctly predicted samples per label
 };
 // Labels must lie in [0, num_classes) (throws Error otherwise); both vectors equally long.
 ClassAccuracy class_accuracy(const std::vector<int64_t>& predictions, const std::vector<int64_t>& labels,

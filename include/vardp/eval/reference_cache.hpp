@@ -26,8 +26,7 @@ struct ReferenceKey {
   std::string digest() const;
 };
 
-ReferenceKey reference_key(const ImageSetInfo& set, const std::string& network_kind,
-                           const std::string& network_sha256);
+ReferenceKey reference_key(const ImageSetInfo& set, const std::string& network_kind, const std::string& network_sha256);
 
 // "<dataset file name>.ref-<digest>.h5" (no directory).
 std::string reference_cache_name(const std::string& dataset_path, const ReferenceKey& key);
