@@ -35,7 +35,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 if [ -n "${VARDP_BIN:-}" ]; then
   VARDP=$VARDP_BIN
 else
-  step "building vardp in $BUILD_DIR (first build: about 15-20 minutes on 2 cores)"
+  step "building vardp in $BUILD_DIR (first build: about 6 minutes on 2 cores)"
   if [ ! -f "$BUILD_DIR/build.ninja" ]; then
     cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$BUILD_DIR.configure.log" 2>&1 ||
       { cat "$BUILD_DIR.configure.log"; die "cmake configure failed"; }

@@ -18,7 +18,7 @@
 namespace vardp::app {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kAccountantUsage =
     "vardp accountant --sample-rate Q (--noise-multiplier S | --target-epsilon E) "
     "(--steps T | --epochs N) --delta D [--accountant rdp|prv|gdp] [--json]\n\n"
     "Prints epsilon spent by T steps of DP-SGD (Poisson sampling rate Q, noise multiplier S), or\n"
@@ -102,7 +102,7 @@ int run_accountant(const std::vector<std::string>& args) {
       ("json", po::bool_switch(), "print one JSON object (epsilon, noise_multiplier, sample_rate, "
                                   "steps, delta, accountant, ...) instead of text");
   po::variables_map vm;
-  if (!parse_command_line(args, kUsage, options, vm)) return kExitSuccess;
+  if (!parse_command_line(args, kAccountantUsage, options, vm)) return kExitSuccess;
 
   const std::string ctx = "vardp accountant";
   auto need = [&](const char* name) {

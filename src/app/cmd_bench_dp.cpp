@@ -38,7 +38,7 @@
 namespace vardp::app {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kBenchDpUsage =
     "vardp bench-dp [--depth 4] [--micro-batch 8] [--augmult 4] [--sets full,lntune,lora] "
     "[--strategies reference,instantiate,bk] [--out FILE]";
 
@@ -93,7 +93,7 @@ Measure measure(int warmup, int iters, Fn step) {
 }
 
 int run_bench_dp(const std::vector<std::string>& args) {
-  po::options_description options(kUsage);
+  po::options_description options(kBenchDpUsage);
   options.add_options()
       ("depth", po::value<int64_t>()->default_value(4), "transformer blocks (width 64*depth, heads depth)")
       ("embed-dim", po::value<int64_t>()->default_value(0), "width (0: 64*depth)")
@@ -115,7 +115,7 @@ int run_bench_dp(const std::vector<std::string>& args) {
       ("seed", po::value<uint64_t>()->default_value(0), "seed of the random weights and inputs")
       ("out", po::value<std::string>(), "also write the numbers to this HDF5 file");
   po::variables_map vm;
-  if (!parse_command_line(args, kUsage, options, vm)) return 0;
+  if (!parse_command_line(args, kBenchDpUsage, options, vm)) return 0;
   const int64_t R = vm["micro-batch"].as<int64_t>(), k = vm["augmult"].as<int64_t>();
   const int iters = vm["iters"].as<int>(), warmup = vm["warmup"].as<int>();
   if (R < 1 || k < 1 || R % k != 0 || iters < 1 || warmup < 0)

@@ -26,7 +26,7 @@
 namespace vardp::app {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kBenchModelUsage =
     "vardp bench-model [--depth 4] [--batch 8] [--patch-nums 1,2,3,4,5,6,8,10,13,16] [--device auto]";
 
 void sync(const torch::Device& d) {
@@ -34,7 +34,7 @@ void sync(const torch::Device& d) {
 }
 
 int run_bench_model(const std::vector<std::string>& args) {
-  po::options_description options(kUsage);
+  po::options_description options(kBenchModelUsage);
   options.add_options()
       ("depth", po::value<int64_t>()->default_value(4), "transformer blocks (width 64*depth, heads depth)")
       ("embed-dim", po::value<int64_t>()->default_value(0), "width (0: 64*depth)")
@@ -53,7 +53,7 @@ int run_bench_model(const std::vector<std::string>& args) {
       ("seed", po::value<uint64_t>()->default_value(0), "seed of the random weights and inputs")
       ("out", po::value<std::string>(), "also write the numbers to this HDF5 file");
   po::variables_map vm;
-  if (!parse_command_line(args, kUsage, options, vm)) return 0;
+  if (!parse_command_line(args, kBenchModelUsage, options, vm)) return 0;
   const int64_t depth = vm["depth"].as<int64_t>();
   const int64_t batch = vm["batch"].as<int64_t>();
   const int iters = vm["iters"].as<int>(), warmup = vm["warmup"].as<int>();

@@ -46,7 +46,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kUsage =
+constexpr const char* kEvalUsage =
     "vardp eval --real R.h5 (--fake F.h5 --out M.h5 | --stats-out S.h5) [--classifier C.h5] [--inception PTH] "
     "[options]\n       vardp eval --run DIR [--checkpoint CKPT] [--set eval.key=value ...] [options]";
 constexpr const char* kMetricsFormat = "vardp.metrics.eval";
@@ -656,7 +656,7 @@ int eval_run(const po::variables_map& vm, const std::vector<std::string>& args, 
 }
 
 int run_eval(const std::vector<std::string>& args) {
-  po::options_description options(kUsage);
+  po::options_description options(kEvalUsage);
   options.add_options()("real", po::value<std::string>(), "reference set: features, statistics or images (HDF5)")(
       "fake", po::value<std::string>(), "generated set: features, statistics or images (HDF5)")(
       "out", po::value<std::string>(),
@@ -684,7 +684,7 @@ int run_eval(const std::vector<std::string>& args) {
       "batch", po::value<int64_t>()->default_value(256), "images per classifier batch")(
       "device", po::value<std::string>()->default_value("auto"), "feature network device: auto, cpu, cuda, cuda:N");
   po::variables_map vm;
-  if (!parse_command_line(args, kUsage, options, vm)) return 0;
+  if (!parse_command_line(args, kEvalUsage, options, vm)) return 0;
   if (vm["threads"].as<int>() < 0) throw UsageError("--threads must be >= 0", "vardp eval");
   if (vm["threads"].as<int>() > 0) torch::set_num_threads(vm["threads"].as<int>());
   if (vm["batch"].as<int64_t>() < 1) throw UsageError("--batch must be >= 1", "vardp eval");

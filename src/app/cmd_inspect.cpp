@@ -20,7 +20,7 @@
 namespace vardp::app {
 namespace {
 
-constexpr const char* kUsage = "vardp inspect FILE [--no-tensors] [--check]";
+constexpr const char* kInspectUsage = "vardp inspect FILE [--no-tensors] [--check]";
 
 std::string grouped(int64_t n) {
   std::string s = std::to_string(n < 0 ? -n : n);
@@ -40,7 +40,7 @@ std::string shape_text(const torch::Tensor& t) {
 std::string group_of(const std::string& key) { return key.substr(0, key.find('.')); }
 
 int run_inspect(const std::vector<std::string>& args) {
-  po::options_description options(kUsage);
+  po::options_description options(kInspectUsage);
   options.add_options()
       ("file", po::value<std::string>()->required(), "checkpoint: torch.save .pth or vardp HDF5 state dict")
       ("no-tensors", po::bool_switch(), "do not list the tensors")
@@ -48,7 +48,7 @@ int run_inspect(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("file", 1);
   po::variables_map vm;
-  if (!parse_command_line(args, kUsage, options, vm, &pos)) return 0;
+  if (!parse_command_line(args, kInspectUsage, options, vm, &pos)) return 0;
   const std::string path = vm["file"].as<std::string>();
 
   const auto t0 = std::chrono::steady_clock::now();

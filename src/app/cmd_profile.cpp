@@ -26,7 +26,7 @@
 namespace vardp::app {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kProfileUsage =
     "vardp profile --config X.toml [--set k=v ...] [--dataset-size N] [--ranks P] [--out F.h5]";
 
 // The step plan of run_training (src/train/trainer.cpp: plan_dp and the plain branch): DP steps
@@ -93,13 +93,13 @@ void print_totals(const char* what, const profile::StepFlops& f) {
 }
 
 int run_profile(const std::vector<std::string>& args) {
-  po::options_description options(kUsage);
+  po::options_description options(kProfileUsage);
   add_config_options(options);
   options.add_options()("dataset-size", po::value<int64_t>(), "N, training examples, when data.train does not exist")(
       "ranks", po::value<int64_t>()->default_value(1), "MPI ranks of the planned job (micro-batch layout, optimizer)")(
       "out", po::value<std::string>()->default_value(""), "write the profile to this HDF5 file");
   po::variables_map vm;
-  if (!parse_command_line(args, kUsage, options, vm)) return 0;
+  if (!parse_command_line(args, kProfileUsage, options, vm)) return 0;
   const auto t0 = std::chrono::steady_clock::now();
   const std::string resolved_from = vm["config"].as<std::string>();
   config::Config cfg = load_config(config_sources(vm));

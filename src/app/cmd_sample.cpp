@@ -32,14 +32,14 @@
 namespace vardp::app {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kSampleUsage =
     "vardp sample --vae V --var M --classes 1,5,9 [--per-class n] --cfg 1.5 --top-k 900 --top-p 0.96 "
     "--seed S --out O.h5\n       vardp sample --run DIR [--checkpoint F] [--per-class n] [--seed S] [--out DIR/samples.h5]";
 constexpr const char* kSamplesFormat = "vardp.samples";
 constexpr int64_t kSamplesFormatVersion = 1;
 
 int run_sample(const std::vector<std::string>& args) {
-  po::options_description options(kUsage);
+  po::options_description options(kSampleUsage);
   options.add_options()
       ("vae", po::value<std::string>(), "VQ-VAE checkpoint (.pth or vardp HDF5)")
       ("var", po::value<std::string>(), "VAR checkpoint (.pth or vardp HDF5)")
@@ -58,7 +58,7 @@ int run_sample(const std::vector<std::string>& args) {
       ("device", po::value<std::string>()->default_value("auto"), "auto, cpu, cuda or cuda:N")
       ("threads", po::value<int>()->default_value(0), "intra-op CPU threads (0: LibTorch's default)");
   po::variables_map vm;
-  if (!parse_command_line(args, kUsage, options, vm)) return 0;
+  if (!parse_command_line(args, kSampleUsage, options, vm)) return 0;
   if (vm.count("run")) return sample_run(vm);
   for (const char* required : {"vae", "var", "classes", "out"})
     if (!vm.count(required)) throw UsageError(str("--", required, " is required (or use --run DIR)"), "vardp sample");

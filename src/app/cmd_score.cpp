@@ -32,7 +32,7 @@
 namespace vardp::app {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kScoreUsage =
     "vardp score --vae V.pth --var M.pth --data D.h5 --out S.h5 [--batch 16] [--device auto]";
 constexpr const char* kScoreFormat = "vardp.score";
 constexpr int64_t kScoreFormatVersion = 1;
@@ -62,7 +62,7 @@ void prepare_image(const uint8_t* hwc, int h, int w, int R, float* chw) {
 }
 
 int run_score(const std::vector<std::string>& args) {
-  po::options_description options(kUsage);
+  po::options_description options(kScoreUsage);
   options.add_options()
       ("vae", po::value<std::string>()->required(), "VQ-VAE checkpoint (.pth or vardp HDF5)")
       ("var", po::value<std::string>()->required(), "VAR checkpoint (.pth or vardp HDF5)")
@@ -73,7 +73,7 @@ int run_score(const std::vector<std::string>& args) {
       ("device", po::value<std::string>()->default_value("auto"), "auto, cpu, cuda or cuda:N")
       ("threads", po::value<int>()->default_value(0), "intra-op CPU threads (0: LibTorch's default)");
   po::variables_map vm;
-  if (!parse_command_line(args, kUsage, options, vm)) return 0;
+  if (!parse_command_line(args, kScoreUsage, options, vm)) return 0;
   const std::string vae_path = vm["vae"].as<std::string>(), var_path = vm["var"].as<std::string>();
   const std::string data_path = vm["data"].as<std::string>(), out_path = vm["out"].as<std::string>();
   const int64_t batch = vm["batch"].as<int64_t>();

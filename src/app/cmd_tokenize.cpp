@@ -26,7 +26,7 @@
 namespace vardp::app {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kTokenizeUsage =
     "vardp tokenize --vae V.pth --data D.h5 --views P --patch-nums 1,2,3,4,5,6,8,10,13,16 [--seed S] "
     "[--hflip] [--out T.h5]";
 
@@ -51,7 +51,7 @@ std::vector<uint16_t> tokenize_block(const data::DatasetReader& reader, model::V
 }
 
 int run_tokenize(const std::vector<std::string>& args) {
-  po::options_description options(kUsage);
+  po::options_description options(kTokenizeUsage);
   options.add_options()("vae", po::value<std::string>()->required(), "VQ-VAE checkpoint (.pth or vardp HDF5)")(
       "data", po::value<std::string>()->required(), "dataset file (vardp prepare)")(
       "views", po::value<int64_t>()->required(), "pool views per example (P)")(
@@ -62,7 +62,7 @@ int run_tokenize(const std::vector<std::string>& args) {
       "device", po::value<std::string>()->default_value("auto"), "auto, cpu, cuda or cuda:N")(
       "out", po::value<std::string>()->required(), "token cache file to write");
   po::variables_map vm;
-  if (!parse_command_line(args, kUsage, options, vm)) return 0;
+  if (!parse_command_line(args, kTokenizeUsage, options, vm)) return 0;
   dist::Comm& comm = world();
   const std::string vae_path = vm["vae"].as<std::string>(), data_path = vm["data"].as<std::string>();
   const std::string out = vm["out"].as<std::string>();

@@ -25,7 +25,7 @@
 namespace vardp::app {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kTrainClassifierUsage =
     "vardp train-classifier --train T.h5 [--test E.h5] --out C.h5 [--epochs N --batch B --lr LR --seed S "
     "--threads T ...]";
 
@@ -57,7 +57,7 @@ LoadedSplit load_split(const std::string& path) {
 }
 
 int run_train_classifier(const std::vector<std::string>& args) {
-  po::options_description options(kUsage);
+  po::options_description options(kTrainClassifierUsage);
   eval::ClassifierConfig arch;
   eval::ClassifierTrainOptions opt;
   options.add_options()("train", po::value<std::string>()->required(), "training dataset file (vardp prepare)")(
@@ -81,7 +81,7 @@ int run_train_classifier(const std::vector<std::string>& args) {
       "device", po::value<std::string>()->default_value("cpu"), "cpu, cuda, cuda:N or auto")(
       "log-every", po::value<int64_t>()->default_value(100), "steps between progress lines (0: epochs only)");
   po::variables_map vm;
-  if (!parse_command_line(args, kUsage, options, vm)) return 0;
+  if (!parse_command_line(args, kTrainClassifierUsage, options, vm)) return 0;
   dist::Comm& comm = world();
   log::configure(comm.rank(), false);
   if (comm.size() > 1) {

@@ -15,12 +15,12 @@
 namespace vardp::app {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kTrainVqvaeUsage =
     "vardp train-vqvae --train T.h5 [--test E.h5] --out VAE.h5 [--patch-nums 1,2,4,8] [--vocab 512] "
     "[--cvae 16] [--ch 32] [--ch-mult 1,2,2] [--steps N] [--batch B] [options]";
 
 int run_train_vqvae(const std::vector<std::string>& args) {
-  po::options_description options(kUsage);
+  po::options_description options(kTrainVqvaeUsage);
   options.add_options()("train", po::value<std::string>()->required(), "training dataset (vardp prepare)")(
       "test", po::value<std::string>()->default_value(""), "test dataset: reconstruction error at the end")(
       "out", po::value<std::string>()->required(), "VQ-VAE state dict to write (vardp HDF5)")(
@@ -45,7 +45,7 @@ int run_train_vqvae(const std::vector<std::string>& args) {
       "stop-after-step", po::value<int64_t>()->default_value(0), "save the state and exit 75 after this step")(
       "device", po::value<std::string>()->default_value("auto"), "auto, cpu, cuda or cuda:N");
   po::variables_map vm;
-  if (!parse_command_line(args, kUsage, options, vm)) return 0;
+  if (!parse_command_line(args, kTrainVqvaeUsage, options, vm)) return 0;
   if (world().size() > 1)
     throw UsageError("train-vqvae runs as one process (it uses every core through LibTorch's threads); start it "
                      "without mpirun/srun or with one task",

@@ -9,15 +9,15 @@
 
 namespace vardp::dp {
 
+torch::Tensor index_tensor(const std::vector<int64_t>& rows, const torch::Device& device) {
+  return torch::tensor(rows, torch::TensorOptions().dtype(torch::kLong)).to(device);
+}
+
 namespace {
 
 // Gram or instantiated blocks of at most this many elements per chunk of groups, so that a large
 // micro-batch does not hold all (E, T, T) or (E, out, in) blocks at once.
 constexpr int64_t kChunkElements = int64_t{1} << 25;
-
-torch::Tensor index_tensor(const std::vector<int64_t>& v, const torch::Device& device) {
-  return torch::tensor(v, torch::TensorOptions().dtype(torch::kLong)).to(device);
-}
 
 bool is_identity(const std::vector<int64_t>& rows, int64_t n) {
   if (static_cast<int64_t>(rows.size()) != n) return false;

@@ -88,10 +88,6 @@ bool is_ada_lin(const std::string& name) { return name.find("ada_lin.") != std::
 
 namespace {
 
-torch::Tensor index_tensor(const std::vector<int64_t>& v, const torch::Device& device) {
-  return torch::tensor(v, torch::TensorOptions().dtype(torch::kLong)).to(device);
-}
-
 void check_trainable(const TrainableSet& set) {
   for (int64_t i = 0; i < set.size(); ++i)
     VARDP_CHECK(set.tensor(i).requires_grad(), "trainable tensor '", set.name(i), "' does not require grad");

@@ -16,9 +16,12 @@
 #include "vardp/dist/tensor_comm.hpp"
 #include "vardp/dp/engine.hpp"
 #include "vardp/model/var.hpp"
+#include "tensor_compare.hpp"
 
 namespace vardp::dp {
 namespace {
+
+using vardp::test::relative_error;
 
 using Selector = std::function<bool(const std::string&)>;
 using Unit = std::pair<int64_t, int64_t>;  // (example, view)
@@ -111,11 +114,6 @@ Expected expected_for(Tiny& t, const TrainableSet& set, double C = -1) {
   return ex;
 }
 
-double rel(const torch::Tensor& got, const torch::Tensor& want) {
-  const double d = (got.to(torch::kDouble) - want.to(torch::kDouble)).norm().item<double>();
-  return d / std::max(want.to(torch::kDouble).norm().item<double>(), 1e-30);
-}
-
 struct Run {
   torch::Tensor sum;
   std::map<int64_t, double> norms;
@@ -179,10 +177,10 @@ double compare(const Run& run, const Expected& ex, const TrainableSet& set, cons
     const double want = ex.norms.at(static_cast<size_t>(kv.first));
     err = std::max(err, std::abs(kv.second - want) / want);
   }
-  err = std::max(err, rel(run.sum, ex.clipped_sum));
+  err = std::max(err, relative_error(run.sum, ex.clipped_sum));
   for (int64_t i = 0; i < set.size(); ++i) {
     torch::Tensor want = set.slice(ex.clipped_sum, i);
-    if (want.norm().item<double>() > 0) err = std::max(err, rel(set.slice(run.sum, i), want));
+    if (want.norm().item<double>() > 0) err = std::max(err, relative_error(set.slice(run.sum, i), want));
   }
   EXPECT_LT(err, kTol) << what;
   return err;
@@ -292,7 +290,7 @@ TEST(PerExample, InstantiatedGradientsEqualTheReferenceGradients) {
   MicroBatchGrads res = grads->run(mb, groups, {false, false, false}, 0.5, 1.0);
   ASSERT_EQ(res.partial_ids, (std::vector<int64_t>{0, 1, 2}));
   double err = 0;
-  for (int64_t e = 0; e < 3; ++e) err = std::max(err, rel(res.partial_grads[e], reference_grad(t, set, e)));
+  for (int64_t e = 0; e < 3; ++e) err = std::max(err, relative_error(res.partial_grads[e], reference_grad(t, set, e)));
   std::printf("[ report ] instantiated per-example gradients: max rel err %.3g\n", err);
   EXPECT_LT(err, kTol);
 }
@@ -374,14 +372,14 @@ TEST(EngineNoise, AddedExactlyOncePerStepWhateverTheMicroBatchSplit) {
       torch::Tensor sum = eng.local_clipped_sum().clone();
       torch::Tensor u = eng.finish_step(tc, spec, step);
       // update = (clipped sum + ONE draw of the (seed, step) stream) / q*N.
-      EXPECT_LT(rel(u * qN - sum, noise), 1e-6) << st.name();
+      EXPECT_LT(relative_error(u * qN - sum, noise), 1e-6) << st.name();
       // ... and it is what .grad now holds.
       EXPECT_TRUE(torch::equal(set.tensor(0).grad().reshape({-1}), set.slice(u, 0).reshape({-1})));
       EXPECT_EQ(eng.stats().examples, 4);
       EXPECT_EQ(eng.stats().lot_size, 4);
       updates.push_back(u);
     }
-    EXPECT_LT(rel(updates[0], updates[1]), 1e-6) << st.name();
+    EXPECT_LT(relative_error(updates[0], updates[1]), 1e-6) << st.name();
   }
   // An empty lot is a valid step: the update is the noise alone.
   DpEngine eng(*t.var, set, EngineOptions{GradStrategy::bk, NormRule::cost, C, t.k});

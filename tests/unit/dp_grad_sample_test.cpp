@@ -4,14 +4,12 @@
 #include <torch/torch.h>
 
 #include "vardp/dp/grad_sample.hpp"
+#include "tensor_compare.hpp"
 
 namespace vardp::dp {
 namespace {
 
-double rel(const torch::Tensor& got, const torch::Tensor& want) {
-  return (got.to(torch::kDouble) - want.to(torch::kDouble)).norm().item<double>() /
-         std::max(want.to(torch::kDouble).norm().item<double>(), 1e-300);
-}
+using vardp::test::relative_error;
 
 // Direct per-group weight gradient: sum over the group's rows and tokens of g^T a, in double.
 torch::Tensor direct_group_grad(const torch::Tensor& a, const torch::Tensor& g, const std::vector<int64_t>& rows) {
@@ -51,13 +49,13 @@ TEST(GradSample, GroupWeightGradsAndNormsMatchDirectSums) {
   ASSERT_EQ(w.sizes(), (std::vector<int64_t>{3, out, in}));
   for (size_t i = 0; i < subset.size(); ++i) {
     torch::Tensor want = direct_group_grad(a, g, groups.rows(subset[i]));
-    EXPECT_LT(rel(w[static_cast<int64_t>(i)], want), 1e-12) << "group " << subset[i];
+    EXPECT_LT(relative_error(w[static_cast<int64_t>(i)], want), 1e-12) << "group " << subset[i];
   }
   torch::Tensor want_sq = w.pow(2).sum({1, 2});
   for (NormRule rule : {NormRule::ghost, NormRule::instantiate, NormRule::cost}) {
     int64_t ghost = 0, inst = 0;
     torch::Tensor sq = group_weight_sqnorms(a, g, groups, subset, rule, &ghost, &inst);
-    EXPECT_LT(rel(sq, want_sq), 1e-12) << norm_rule_name(rule);
+    EXPECT_LT(relative_error(sq, want_sq), 1e-12) << norm_rule_name(rule);
     EXPECT_EQ(ghost + inst, 3);  // three buckets: 1, 3 and 2 views
     if (rule == NormRule::ghost) EXPECT_EQ(inst, 0);
     if (rule == NormRule::instantiate) EXPECT_EQ(ghost, 0);
@@ -84,7 +82,7 @@ TEST(GradSample, WeightedSumIsTheClipFactorWeightedSumOfPerRowGradients) {
   torch::Tensor w = torch::tensor({0.5, 0.0, 1.0, 0.25}, torch::kDouble);
   torch::Tensor want = torch::zeros({2, 5}, torch::kDouble);
   for (int64_t r = 0; r < 4; ++r) want += w[r].item<double>() * direct_group_grad(a, g, {r});
-  EXPECT_LT(rel(weighted_weight_sum(a, g, w), want), 1e-12);
+  EXPECT_LT(relative_error(weighted_weight_sum(a, g, w), want), 1e-12);
 }
 
 TEST(GradSample, GroupSumAddsTheRowsOfEachGroup) {

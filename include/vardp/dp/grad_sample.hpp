@@ -82,4 +82,7 @@ torch::Tensor weighted_weight_sum(const torch::Tensor& a, const torch::Tensor& g
 // Sums per-row tensors x (R, ...) over the rows of each group of `subset`: (E, ...).
 torch::Tensor group_sum(const torch::Tensor& x, const RowGroups& groups, const std::vector<int64_t>& subset);
 
+// Row numbers as a kLong tensor on `device` (for index_select / index_add_).
+torch::Tensor index_tensor(const std::vector<int64_t>& rows, const torch::Device& device);
+
 }  // namespace vardp::dp
