@@ -60,19 +60,30 @@ if [ ! -f "$DATA_DIR/private/test.h5" ] || [ ! -f "$DATA_DIR/public/test.h5" ]; 
 fi
 MPI=(mpirun -np "$NP" --oversubscribe -x OMP_NUM_THREADS="$THREADS")
 log_of() { echo "$DEMO_DIR/$1.log"; }
-run_logged() {  # NAME CMD...: output to DEMO_DIR/NAME.log, progress lines echoed
-  local name=$1
+run_logged() {  # NAME CMD...: output to DEMO_DIR/NAME.log; its progress lines echoed as they come
+  local name=$1 log pid
+  log=$(log_of "$name")
   shift
-  "$@" > "$(log_of "$name")" 2>&1 || { tail -n 30 "$(log_of "$name")"; die "$name failed (log: $(log_of "$name"))"; }
+  : > "$log"
+  "$@" >> "$log" 2>&1 &
+  pid=$!
+  # Training steps, the privacy spent and results, without the timestamps.
+  tail -n +1 -f --pid="$pid" "$log" |
+    grep --line-buffered -E ' step [0-9]+/[0-9]+ |privacy spent|^(fid|class_accuracy) ' |
+    sed -u -E 's/^([0-9TZ:-]+ )?/    /' &
+  if ! wait "$pid"; then
+    wait
+    tail -n 30 "$log"
+    die "$name failed (log: $log)"
+  fi
+  wait
 }
 
 for method in dp_lora lora; do
   step "fine-tuning with $method on $NP ranks (configs/demo/$method.toml; log $(log_of "$method-train"))"
   run_logged "$method-train" "${MPI[@]}" "$VARDP" train --config "configs/demo/$method.toml" \
     --set "output.dir=$DEMO_DIR/$method" "${SET_ARGS[@]}"
-  grep -E "step [0-9]+/[0-9]+ " "$(log_of "$method-train")" | tail -n 1 | sed 's/^/    last step: /'
-  grep -E "privacy spent" "$(log_of "$method-train")" | sed 's/^/    /' || true
-  step "sampling $method (100 per class, rank-sharded)"
+  step "sampling $method (${DEMO_PER_CLASS:-100} per class, rank-sharded)"
   run_logged "$method-sample" "${MPI[@]}" "$VARDP" sample --run "$DEMO_DIR/$method" "${PER_CLASS[@]}"
   step "evaluating $method against the private test split"
   run_logged "$method-eval" "$VARDP" eval --run "$DEMO_DIR/$method"

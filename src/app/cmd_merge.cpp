@@ -11,6 +11,7 @@
 #include "app/config_loader.hpp"
 #include "app/job.hpp"
 #include "app/run_dir.hpp"
+#include "vardp/io/module_state.hpp"
 #include "vardp/io/state_dict.hpp"
 #include "vardp/model/linear.hpp"
 #include "vardp/train/run_model.hpp"
@@ -39,9 +40,7 @@ int run_merge(const std::vector<std::string>& args) {
       lin->merge_lora();
       ++merged;
     }
-  io::StateDict sd;
-  for (const auto& p : t.models.var->named_parameters(true)) sd.insert(p.key(), p.value().detach());
-  for (const auto& b : t.models.var->named_buffers(true)) sd.insert(b.key(), b.value().detach());
+  const io::StateDict sd = io::state_dict_of(*t.models.var);
   io::Provenance prov;
   prov.config_toml = to_toml(cfg);
   const std::string out = vm["out"].as<std::string>();

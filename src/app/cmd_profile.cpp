@@ -14,11 +14,11 @@
 #include "app/command.hpp"
 #include "app/job.hpp"
 #include "vardp/data/reader.hpp"
-#include "vardp/dp/accountant_types.hpp"
 #include "vardp/profile/profile_file.hpp"
 #include "vardp/train/adaptation.hpp"
 #include "vardp/train/metrics_log.hpp"
 #include "vardp/train/run_model.hpp"
+#include "vardp/train/step_plan.hpp"
 #include "vardp/train/work_split.hpp"
 #include "vardp/util/error.hpp"
 #include "vardp/util/log.hpp"
@@ -29,9 +29,7 @@ namespace {
 constexpr const char* kProfileUsage =
     "vardp profile --config X.toml [--set k=v ...] [--dataset-size N] [--ranks P] [--out F.h5]";
 
-// The step plan of run_training (src/train/trainer.cpp: plan_dp and the plain branch): DP steps
-// from train.steps or train.epochs at the sample rate q (dp.sample_rate, default batch_size / N);
-// plain steps from train.steps or epochs of ceil(N / batch_size) batches.
+// The run's step plan (train/step_plan.hpp, as the trainer makes it) and the examples per step.
 struct StepPlan {
   int64_t steps = 0;
   double q = 0;             // DP sample rate
@@ -42,24 +40,19 @@ struct StepPlan {
 
 StepPlan plan_steps(const config::Config& cfg, int64_t N) {
   StepPlan p;
+  p.steps = train::planned_steps(cfg, N);
   if (cfg.dp.enabled) {
-    p.q = cfg.dp.sample_rate ? *cfg.dp.sample_rate : static_cast<double>(cfg.train.batch_size) / static_cast<double>(N);
-    if (!(p.q > 0 && p.q <= 1))
-      throw UsageError(str("sample rate q = ", p.q, " must be in (0, 1] (dp.sample_rate or train.batch_size / N)"),
-                       "dp.sample_rate");
-    p.steps = cfg.train.steps > 0 ? cfg.train.steps : dp::steps_from_epochs(static_cast<double>(cfg.train.epochs), p.q);
+    p.q = train::dp_sample_rate(cfg, N);
     p.per_step = std::llround(p.q * static_cast<double>(N));
   } else {
     const int64_t B = cfg.train.batch_size;
     const int64_t per_epoch = train::steps_per_epoch(N, B);
-    p.steps = cfg.train.steps > 0 ? cfg.train.steps : cfg.train.epochs * per_epoch;
     p.per_step = std::min(B, N);
     if (N % B != 0) {  // step t takes batch t mod per_epoch of its epoch; the last one is short
       p.short_batch = N % B;
       p.short_steps = p.steps / per_epoch;
     }
   }
-  if (p.steps <= 0) throw UsageError("the run has no steps (set train.steps or train.epochs)", "train");
   return p;
 }
 

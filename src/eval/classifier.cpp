@@ -4,6 +4,7 @@
 
 #include "vardp/io/atomic_file.hpp"
 #include "vardp/io/h5.hpp"
+#include "vardp/io/module_state.hpp"
 #include "vardp/io/state_dict.hpp"
 #include "vardp/util/error.hpp"
 
@@ -109,9 +110,7 @@ ClassifierOutput SmallCnnClassifierImpl::classify(const torch::Tensor& images, i
 void save_classifier(const std::string& path, SmallCnnClassifierImpl& net, const ClassifierInfo& info,
                      const io::Provenance& provenance, const std::function<void(hid_t)>& extra) {
   const ClassifierConfig& c = net.config();
-  io::StateDict sd;
-  for (const auto& p : net.named_parameters(true)) sd.insert(p.key(), p.value().detach().to(torch::kCPU).contiguous());
-  for (const auto& b : net.named_buffers(true)) sd.insert(b.key(), b.value().detach().to(torch::kCPU).contiguous());
+  const io::StateDict sd = io::state_dict_of(net);
 
   io::AtomicH5File out(path);
   const hid_t f = out.id();
@@ -174,15 +173,7 @@ LoadedClassifier load_classifier(const std::string& path) {
   const io::StateDict sd = io::read_state_dict_group(f, "tensors", path);
 
   out.net = SmallCnnClassifier(c);
-  std::vector<std::pair<std::string, std::vector<int64_t>>> expected;
-  for (const auto& p : out.net->named_parameters(true))
-    expected.emplace_back(p.key(), std::vector<int64_t>(p.value().sizes().begin(), p.value().sizes().end()));
-  for (const auto& b : out.net->named_buffers(true))
-    expected.emplace_back(b.key(), std::vector<int64_t>(b.value().sizes().begin(), b.value().sizes().end()));
-  io::check_keys_and_shapes(sd, expected, "classifier " + path);
-  torch::NoGradGuard no_grad;
-  for (auto& p : out.net->named_parameters(true)) p.value().copy_(sd.at(p.key()).to(p.value().scalar_type()));
-  for (auto& b : out.net->named_buffers(true)) b.value().copy_(sd.at(b.key()).to(b.value().scalar_type()));
+  io::load_module_state(*out.net, sd, "classifier " + path);
   out.net->eval();
   return out;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "vardp/eval/tf_resize.hpp"
+#include "vardp/io/module_state.hpp"
 #include "vardp/util/error.hpp"
 
 namespace vardp::eval {
@@ -235,34 +236,8 @@ InceptionFeatures FidInceptionV3Impl::features(const torch::Tensor& images_nhwc_
 
 // ---- loading --------------------------------------------------------------------------------
 
-std::vector<std::pair<std::string, std::vector<int64_t>>> inception_state_shapes(const FidInceptionV3Impl& m) {
-  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
-  for (const auto& p : m.named_parameters(true))
-    out.emplace_back(p.key(), std::vector<int64_t>(p.value().sizes().begin(), p.value().sizes().end()));
-  for (const auto& b : m.named_buffers(true))
-    out.emplace_back(b.key(), std::vector<int64_t>(b.value().sizes().begin(), b.value().sizes().end()));
-  return out;
-}
-
 void load_fid_inception_state(FidInceptionV3Impl& m, const io::StateDict& sd, const std::string& what) {
-  const auto expected = inception_state_shapes(m);
-  io::check_keys_and_shapes(sd, expected, what);
-  auto params = m.named_parameters(true);
-  auto buffers = m.named_buffers(true);
-  // Check every dtype before copying anything, so a bad file leaves the module unchanged.
-  for (const auto& [key, shape] : expected) {
-    const torch::Tensor* dst = params.find(key);
-    if (!dst) dst = buffers.find(key);
-    const torch::Tensor& src = sd.at(key);
-    if (dst->is_floating_point() != src.is_floating_point())
-      throw Error(str("tensor ", key, " has dtype ", src.scalar_type(), ", expected ", dst->scalar_type()), what);
-  }
-  torch::NoGradGuard no_grad;
-  for (const auto& [key, shape] : expected) {
-    torch::Tensor* dst = params.find(key);
-    if (!dst) dst = buffers.find(key);
-    dst->copy_(sd.at(key).to(dst->scalar_type()));
-  }
+  io::load_module_state(m, sd, what);
 }
 
 FidInceptionV3 load_fid_inception(const std::string& path) {

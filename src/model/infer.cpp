@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 
+#include "vardp/io/module_state.hpp"
 #include "vardp/util/error.hpp"
 
 namespace vardp::model {
@@ -213,18 +214,9 @@ VQVAEConfig infer_vqvae_config(const io::StateDict& sd, const std::vector<int64_
   return c;
 }
 
-std::vector<std::pair<std::string, std::vector<int64_t>>> expected_shapes(const torch::nn::Module& m) {
-  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
-  for (const auto& p : m.named_parameters(true))
-    out.emplace_back(p.key(), std::vector<int64_t>(p.value().sizes().begin(), p.value().sizes().end()));
-  for (const auto& b : m.named_buffers(true))
-    out.emplace_back(b.key(), std::vector<int64_t>(b.value().sizes().begin(), b.value().sizes().end()));
-  return out;
-}
-
 void load_strict(torch::nn::Module& m, const io::StateDict& sd, const std::string& what) {
   const std::string kEma = "quantize.ema_vocab_hit_SV";
-  auto expected = expected_shapes(m);
+  auto expected = io::module_shapes(m);
   for (auto& [key, shape] : expected) {
     // As the official VQVAE.load_state_dict: another number of scales is not an error.
     if (key == kEma && sd.contains(key) && sd.at(key).dim() == 2 &&

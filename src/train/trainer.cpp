@@ -33,6 +33,7 @@
 #include "vardp/train/metrics_log.hpp"
 #include "vardp/train/optimizer.hpp"
 #include "vardp/train/run_model.hpp"
+#include "vardp/train/step_plan.hpp"
 #include "vardp/train/stop_request.hpp"
 #include "vardp/train/work_split.hpp"
 #include "vardp/util/error.hpp"
@@ -55,11 +56,8 @@ struct DpPlan {
 DpPlan plan_dp(const config::Config& cfg, int64_t N) {
   const auto& d = cfg.dp;
   DpPlan p;
-  p.q = d.sample_rate ? *d.sample_rate : static_cast<double>(cfg.train.batch_size) / static_cast<double>(N);
-  if (!(p.q > 0 && p.q <= 1))
-    throw UsageError(str("sample rate q = ", p.q, " must be in (0, 1] (dp.sample_rate or train.batch_size / N)"),
-                     "dp.sample_rate");
-  p.steps = cfg.train.steps > 0 ? cfg.train.steps : dp::steps_from_epochs(static_cast<double>(cfg.train.epochs), p.q);
+  p.q = dp_sample_rate(cfg, N);
+  p.steps = planned_steps(cfg, N);
   p.delta = d.target_delta ? *d.target_delta : 1.0 / static_cast<double>(N);
   p.accountant = dp::parse_accountant(d.accountant);
   if (d.noise_multiplier) {
@@ -217,10 +215,9 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
                 " k=", cfg.dp.augmult, " accountant=", cfg.dp.accountant,
                 " per-example gradients: ", cfg.dp.grad_sample_mode);
     } else {
-      planned = cfg.train.steps > 0 ? cfg.train.steps : cfg.train.epochs * steps_per_epoch(N, cfg.train.batch_size);
+      planned = planned_steps(cfg, N);
       log::info("plain training: N=", N, " batch=", cfg.train.batch_size, " steps=", planned);
     }
-    VARDP_CHECK(planned > 0, "the run has no steps (set train.steps or train.epochs)");
   } else {
     log::warn("dry run: dataset ", cfg.data.train, " not found; no step plan");
   }

@@ -16,6 +16,7 @@
 #include "vardp/data/reader.hpp"
 #include "vardp/io/atomic_file.hpp"
 #include "vardp/io/provenance.hpp"
+#include "vardp/io/module_state.hpp"
 #include "vardp/io/state_dict.hpp"
 #include "vardp/model/infer.hpp"
 #include "vardp/train/optimizer.hpp"
@@ -69,13 +70,6 @@ std::vector<int64_t> batch_rows(uint64_t seed, int64_t n, int64_t batch, int64_t
   return rows;
 }
 
-io::StateDict module_state(const torch::nn::Module& m) {
-  io::StateDict sd;
-  for (const auto& p : m.named_parameters(true)) sd.insert(p.key(), p.value().detach().to(torch::kCPU));
-  for (const auto& b : m.named_buffers(true)) sd.insert(b.key(), b.value().detach().to(torch::kCPU));
-  return sd;
-}
-
 void write_resume(const std::string& path, const model::VQVAEImpl& vae, const Optimizer& opt,
                   const torch::Tensor& hits, int64_t step) {
   io::AtomicH5File f(path);
@@ -84,7 +78,7 @@ void write_resume(const std::string& path, const model::VQVAEImpl& vae, const Op
   p.format_version = kResumeFormatVersion;
   io::write_provenance(f.id(), p);
   io::h5_write_attr(f.id(), "step", step);
-  io::write_state_dict_group(f.id(), "model", module_state(vae), path);
+  io::write_state_dict_group(f.id(), "model", io::state_dict_of(vae), path);
   io::h5_require_group(f.id(), "optimizer");
   for (const auto& [moment, sd] : opt.state()) io::write_state_dict_group(f.id(), "optimizer/" + moment, sd, path);
   io::StateDict h;
@@ -294,7 +288,7 @@ VqvaeTrainResult train_vqvae(const VqvaeTrainOptions& o) {
   vae->eval();
   io::Provenance p;
   p.config_toml = toml.str();
-  io::save_state_dict_h5(module_state(*vae), o.out_path, p);
+  io::save_state_dict_h5(io::state_dict_of(*vae), o.out_path, p);
   std::filesystem::remove(resume_path);
   log::info("train-vqvae: wrote ", o.out_path);
   return {false, o.steps, quality};

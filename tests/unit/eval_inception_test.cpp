@@ -18,6 +18,7 @@
 #include "vardp/eval/inception.hpp"
 #include "vardp/eval/tf_resize.hpp"
 #include "vardp/io/h5.hpp"
+#include "vardp/io/module_state.hpp"
 #include "vardp/io/provenance.hpp"
 #include "vardp/io/state_dict.hpp"
 #include "vardp/util/error.hpp"
@@ -82,7 +83,7 @@ TEST(EvalInception, StateDictKeysAndShapesArePytorchFids) {
   ASSERT_EQ(want.size(), 566u);
 
   FidInceptionV3 m;
-  const Shapes got = inception_state_shapes(*m);
+  const Shapes got = io::module_shapes(*m);
   ASSERT_EQ(got.size(), 566u);
   std::map<std::string, torch::Tensor> tensors;
   for (const auto& p : m->named_parameters(true)) tensors[p.key()] = p.value();
@@ -318,13 +319,6 @@ TEST(EvalInception, FeaturesRunInEvalModeAndRejectBadArguments) {
   test::expect_error([&] { m->forward(torch::zeros({1, 3, 64, 64})); }, {"(N, 3, 299, 299)"});
 }
 
-io::StateDict module_state(FidInceptionV3Impl& m) {
-  io::StateDict sd;
-  for (const auto& p : m.named_parameters(true)) sd.insert(p.key(), p.value().detach().clone());
-  for (const auto& b : m.named_buffers(true)) sd.insert(b.key(), b.value().clone());
-  return sd;
-}
-
 io::StateDict without(const io::StateDict& sd, const std::string& drop) {
   io::StateDict out;
   for (const auto& k : sd.keys())
@@ -334,7 +328,7 @@ io::StateDict without(const io::StateDict& sd, const std::string& drop) {
 
 TEST(EvalInception, WrongKeysShapesAndDtypesAreNamed) {
   FidInceptionV3 src = plausible_model(12);
-  const io::StateDict good = module_state(*src);
+  const io::StateDict good = io::state_dict_of(*src);
   FidInceptionV3 m;
   const torch::Tensor before = m->Conv2d_1a_3x3->conv->weight.clone();
 

@@ -133,9 +133,6 @@ TORCH_MODULE(FidInceptionV3);
 // (x - 128) / 128. Throws vardp::Error for another dtype or shape.
 torch::Tensor preprocess_inception(const torch::Tensor& images_nhwc_u8);
 
-// Names and shapes of every tensor of the module's state dict (parameters, then buffers).
-std::vector<std::pair<std::string, std::vector<int64_t>>> inception_state_shapes(const FidInceptionV3Impl& m);
-
 // Copies `sd` into the module after checking that the keys and shapes are exactly those of
 // pytorch-fid's state dict; otherwise throws one vardp::Error prefixed by `what` naming every
 // missing, unexpected and mis-shaped key, and the module is unchanged.

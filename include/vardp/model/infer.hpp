@@ -38,9 +38,6 @@ VARConfig infer_var_config(const io::StateDict& sd);
 // otherwise left empty (the VAR checkpoint has to supply them).
 VQVAEConfig infer_vqvae_config(const io::StateDict& sd, const std::vector<int64_t>& patch_nums = {});
 
-// Names and shapes of every tensor the module's state dict holds (parameters, then buffers).
-std::vector<std::pair<std::string, std::vector<int64_t>>> expected_shapes(const torch::nn::Module& m);
-
 // Copies `sd` into the module's parameters and buffers (converting floating dtypes), after
 // checking that keys and shapes match exactly; otherwise throws one vardp::Error prefixed with
 // `what` that lists every missing, unexpected and mis-shaped key, and nothing is modified.
