@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every paper config is valid and accepted by `vardp train --dry-run`:
 #  1. configs/experiments/** is what configs/generate.py makes from the fragments;
-#  2. every config file loads (`vardp config show`: unknown keys, types, ranges);
+#  2. every config file loads (`vardp config check`: unknown keys, types, ranges), and
+#     `config check` names a bad file and exits 2;
 #  3. the sweeps enumerate as documented (eps: 7 points, k: 8) on their base configs;
 #  4. `vardp train --config F --dry-run` succeeds for every experiment (DRY_RUN_ARGS adds
 #     options, e.g. --set model.var=... where the placeholder weights are absent).
@@ -13,10 +14,19 @@ cd "$SRC" || exit 1
 
 failed=()
 mapfile -t all < <(find configs/models configs/datasets configs/methods configs/experiments -name '*.toml' | sort)
-for f in "${all[@]}"; do
-  "$VARDP_BIN" config show --config "$f" > /dev/null 2> "$TMP/err" || { cat "$TMP/err"; failed+=("config show $f"); }
-done
-echo "config show: ${#all[@]} files"
+# One process checks them all (`config check`: one line per file, exit 2 if any fails).
+"$VARDP_BIN" config check "${all[@]}" > "$TMP/check.out" 2>&1 || {
+  grep -v '^ok ' "$TMP/check.out"; failed+=("config check"); }
+[ "$(grep -c '^ok ' "$TMP/check.out")" -eq "${#all[@]}" ] || failed+=("config check did not report every file")
+echo "config check: ${#all[@]} files"
+printf '[train]\nepochz = 3\n' > "$TMP/bad.toml"
+set +e
+"$VARDP_BIN" config check configs/demo/lora.toml "$TMP/bad.toml" > "$TMP/bad.out" 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 2 ] || failed+=("config check of a bad file exited $rc, not 2")
+grep -q "^ok configs/demo/lora.toml$" "$TMP/bad.out" || failed+=("config check: good file not ok next to a bad one")
+grep -q "^FAILED $TMP/bad.toml: .*epochz" "$TMP/bad.out" || failed+=("config check: bad file or key not named")
 
 sweep_points() { "$VARDP_BIN" sweep list "$1" | wc -l; }
 [ "$(sweep_points configs/sweeps/eps.toml)" -eq 7 ] || failed+=("eps sweep is not 7 points")
@@ -24,10 +34,9 @@ sweep_points() { "$VARDP_BIN" sweep list "$1" | wc -l; }
 for s in configs/sweeps/*.toml; do
   base=$(sed -n 's/^base_config = "\(.*\)"$/\1/p' "$s")
   n=$(sweep_points "$s")
-  for ((i = 0; i < n; i++)); do
-    "$VARDP_BIN" config show --config "configs/sweeps/$base" --sweep "$s" --sweep-index "$i" > /dev/null ||
-      failed+=("$s point $i on $base")
-  done
+  "$VARDP_BIN" config check "configs/sweeps/$base" --sweep "$s" > "$TMP/sweep.out" 2>&1 ||
+    { cat "$TMP/sweep.out"; failed+=("$s on $base"); }
+  [ "$(grep -c '^ok ' "$TMP/sweep.out")" -eq "$n" ] || failed+=("$s: config check did not check its $n points")
 done
 echo "sweeps: eps $(sweep_points configs/sweeps/eps.toml) points, k $(sweep_points configs/sweeps/k.toml) points"
 
