@@ -8,7 +8,9 @@
 namespace vardp::train {
 
 // DP: the Poisson sample rate q of a run over N training examples: dp.sample_rate, by default
-// train.batch_size / N. Throws UsageError unless 0 < q <= 1.
+// train.batch_size / N. Throws UsageError unless 0 < q <= 1. Privacy argument: this one q is
+// what the lot sampler draws with, what the accountant composes over planned_steps (invariant 4)
+// and what the update is normalised by (q N, invariant 3).
 double dp_sample_rate(const config::Config& cfg, int64_t num_examples);
 
 // train.steps when set; otherwise train.epochs as DP steps at rate q (dp::steps_from_epochs) or
