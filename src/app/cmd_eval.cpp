@@ -62,12 +62,6 @@ void print_metric(const std::string& name, double value) {
   std::cout << name << " " << buf << "\n" << std::flush;
 }
 
-std::string step_name(const std::string& stem, int64_t step) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "-%08lld.h5", static_cast<long long>(step));
-  return stem + buf;
-}
-
 eval::FeatureStats stats_of(const eval::FeatureSet& set) {
   return set.stats ? *set.stats : eval::compute_stats(*set.features);
 }
@@ -502,7 +496,7 @@ SamplesFile find_samples(const std::string& run, const std::string& checkpoint) 
     return s;
   }
   const int64_t step = checkpoint_step(checkpoint);
-  const std::string per_step = step_name(run + "/samples", step);
+  const std::string per_step = train::step_file(run + "/samples", step);
   if (train::file_exists(per_step)) {
     SamplesFile s = read_samples_attrs(per_step);
     if (s.step != step)
@@ -575,7 +569,7 @@ void eval_run_root(const po::variables_map& vm, const std::vector<std::string>& 
   const SamplesFile samples = find_samples(run, checkpoint_arg);
   const std::string out_path = vm.count("out")          ? vm["out"].as<std::string>()
                                : checkpoint_arg.empty() ? run + "/eval.h5"
-                                                        : step_name(run + "/eval", samples.step);
+                                                        : train::step_file(run + "/eval", samples.step);
   const std::string classifier = vm.count("classifier") ? vm["classifier"].as<std::string>() : cfg.eval.classifier;
   const std::string inception = vm.count("inception") ? vm["inception"].as<std::string>() : cfg.eval.inception;
   if (classifier.empty() && inception.empty())

@@ -20,6 +20,7 @@
 #include "vardp/io/h5.hpp"
 #include "vardp/model/infer.hpp"
 #include "vardp/sample/sharded_samples.hpp"
+#include "vardp/train/checkpoint_dir.hpp"
 #include "vardp/train/run_model.hpp"
 #include "vardp/util/error.hpp"
 #include "vardp/util/log.hpp"
@@ -99,9 +100,7 @@ int sample_run(const po::variables_map& vm) {
     // An explicit --checkpoint gets its own samples-<step>.h5, so that sampling an intermediate
     // checkpoint never replaces the samples of the final model (`vardp eval --run --checkpoint`
     // reads that name).
-    char name[40];
-    std::snprintf(name, sizeof(name), "/samples-%08lld.h5", static_cast<long long>(t.step));
-    out = run + name;
+    out = train::step_file(run + "/samples", t.step);
   }
   const std::string dir = out.find('/') == std::string::npos ? "." : out.substr(0, out.rfind('/'));
   const std::string stem = without_h5(out.substr(out.rfind('/') + 1));

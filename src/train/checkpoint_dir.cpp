@@ -20,10 +20,14 @@ CheckpointDir::CheckpointDir(std::string run_dir, int64_t keep_last)
   if (ec) throw Error("cannot create run directory: " + ec.message(), run_dir_);
 }
 
+std::string step_file(const std::string& stem, int64_t step) {
+  char suffix[32];
+  std::snprintf(suffix, sizeof suffix, "-%08lld.h5", static_cast<long long>(step));
+  return stem + suffix;
+}
+
 std::string CheckpointDir::path_for_step(int64_t step) const {
-  char name[48];
-  std::snprintf(name, sizeof name, "checkpoint-%08lld.h5", static_cast<long long>(step));
-  return (fs::path(run_dir_) / name).string();
+  return step_file((fs::path(run_dir_) / "checkpoint").string(), step);
 }
 
 std::vector<int64_t> CheckpointDir::steps() const {

@@ -9,6 +9,10 @@
 
 namespace vardp::train {
 
+// The per-step file names of a run directory: `<stem>-<step, 8 digits>.h5`, e.g.
+// DIR/checkpoint-00000062.h5, DIR/samples-00000062.h5, DIR/eval-00000062.h5.
+std::string step_file(const std::string& stem, int64_t step);
+
 class CheckpointDir {
  public:
   CheckpointDir(std::string run_dir, int64_t keep_last);
