@@ -80,7 +80,12 @@ def read_eval(path):
 class Run:
     """One run directory. Attributes: path, name, attrs (metrics.h5 root attributes), series
     ({name: (steps, values)}), done, pflops, wall_seconds, phase_seconds, evals (list of eval
-    dicts sorted by step, final model last), final (eval dict of eval.h5 or None)."""
+    dicts sorted by step, final model last), final (eval dict of eval.h5 or None).
+
+    wall_seconds is the training time from metrics.h5 (the sum of `step_time`, one entry per
+    step), which is private run state: a DP run's flops.h5 is releasable and holds no times
+    (docs/formats/run.md). Files without `step_time` fall back to flops.h5's `wall_seconds`.
+    phase_seconds comes from flops.h5 and exists for non-private runs only ({} otherwise)."""
 
     def __init__(self, path):
         self.path = os.path.abspath(path)
@@ -93,12 +98,14 @@ class Run:
         self.done = os.path.exists(os.path.join(self.path, "DONE"))
         self.pflops = self.wall_seconds = math.nan
         self.phase_seconds = {}
+        if "step_time" in self.series:
+            self.wall_seconds = float(np.sum(self.series["step_time"][1]))
         fpath = os.path.join(self.path, "flops.h5")
         if os.path.exists(fpath):
             with h5py.File(fpath, "r") as f:
                 _check_format(f, fpath, FLOPS_FORMAT)
                 self.pflops = float(f["total_pflops"][()])
-                if "wall_seconds" in f:
+                if math.isnan(self.wall_seconds) and "wall_seconds" in f:
                     self.wall_seconds = float(f["wall_seconds"][()])
                 if "phase_seconds" in f:
                     self.phase_seconds = {k: float(v[()]) for k, v in f["phase_seconds"].items()}

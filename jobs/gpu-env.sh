@@ -28,6 +28,7 @@ _vd_skip() {  # $1: .deb file name; returns 0 when the host already provides tha
     libpng-dev_* | libpng16-16_*) _vd_host_has /usr/include/png.h "$_vd_hostlib/libpng.so" ;;
     libzip-dev_* | libzip4_*) _vd_host_has /usr/include/zip.h "$_vd_hostlib/libzip.so" ;;
     libmatio-dev_* | libmatio11_*) _vd_host_has /usr/include/matio.h "$_vd_hostlib/libmatio.so" ;;
+    libsodium-dev_* | libsodium23_*) _vd_host_has /usr/include/sodium.h "$_vd_hostlib/libsodium.so" ;;
     libeigen3-dev_*) _vd_host_has /usr/include/eigen3/Eigen/Core /usr/share/eigen3/cmake/Eigen3Config.cmake ;;
     nlohmann-json3-dev_*)
       _vd_host_has /usr/include/nlohmann/json.hpp /usr/share/cmake/nlohmann_json/nlohmann_jsonConfig.cmake ;;

@@ -3,7 +3,7 @@
 # of vardp on a GPU host that has no network (Ubuntu 24.04, CUDA, pip-wheel LibTorch, Open MPI,
 # NCCL, HDF5 1.10 -dev) but lacks the other build dependencies:
 #   - toml++, Boost.Program_options 1.74, GoogleTest (the shared list, ../shared/gpu/fetch-debs.sh);
-#   - libzip, matio, Eigen3, nlohmann_json, libjpeg, libpng, zlib headers (-dev) with the runtime
+#   - libzip, matio, Eigen3, nlohmann_json, libjpeg, libpng, zlib, libsodium headers (-dev) with the runtime
 #     libraries they link to (the host may lack them too). jobs/gpu-env.sh unpacks each one only
 #     where the host does not already have it.
 #   - the test fixtures the GPU tests read (../shared does not travel to the GPU host):
@@ -32,6 +32,7 @@ pkgs=(
   libjpeg62-turbo-dev libjpeg62-turbo
   libpng-dev libpng16-16
   zlib1g-dev
+  libsodium-dev libsodium23        # ChaCha20 + getrandom: DP secret coins (docs/privacy.md)
 )
 # A failed download is caught by the check below.
 (cd "$dir" && apt-get download "${pkgs[@]}") 2>&1 |

@@ -12,6 +12,7 @@ PACKAGES=(
   libboost-program-options-dev     # CLI
   libtomlplusplus-dev              # TOML configs
   libgtest-dev                     # tests
+  libsodium-dev                    # ChaCha20 + getrandom: the secret coins of DP (docs/privacy.md)
   libzip-dev                       # .pth checkpoints are zip archives
   libeigen3-dev                    # float64 linear algebra of FID
   nlohmann-json3-dev               # JSON output and fixtures

@@ -206,7 +206,8 @@ int run_bench_dp(const std::vector<std::string>& args) {
       dp::MicroBatch mb{ids, dp::var_row_loss(var, labels, x, targets)};
       for (dp::GradStrategy s : strategies) {
         dp::DpEngine engine(*var, set, dp::EngineOptions{s, rule, 1.0, kk});
-        const dp::NoiseSpec spec{1.0, 1.0, static_cast<double>(lot.size()), 7};
+        const dp::RunSecret key = dp::RunSecret::generate();
+        const dp::NoiseSpec spec{1.0, 1.0, static_cast<double>(lot.size()), &key};
         int64_t step = 0;
         Measure m = measure(warmup, iters, [&]() {
           engine.begin_step(lot);

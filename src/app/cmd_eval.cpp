@@ -4,6 +4,11 @@
 // classifier of `vardp train-classifier` or the FID Inception. Also saves reference statistics
 // once (--stats-out), and evaluates a run directory (--run DIR [--checkpoint C]): its samples
 // against its test split, whose features are cached per (images, feature network).
+//
+// The metrics file is RELEASABLE: it is computed from the generated set (a release of the model)
+// and the reference set, and carries the generated set's privacy stamp (train/release.hpp:
+// "inherited" from a stamped samples file, else "unknown"; invariant 4). The guarantee covers the
+// fake side only: metrics against a private --real set are not DP releases (docs/formats/eval.md).
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -37,6 +42,7 @@
 #include "vardp/model/infer.hpp"
 #include "vardp/train/checkpoint.hpp"
 #include "vardp/train/checkpoint_dir.hpp"
+#include "vardp/train/release.hpp"
 #include "vardp/train/run_model.hpp"
 #include "vardp/util/error.hpp"
 #include "vardp/util/log.hpp"
@@ -249,6 +255,7 @@ struct OutputContext {
   std::string config_toml;
   int64_t world_size = 1;
   std::function<void(hid_t)> extra;  // more root attributes (run evaluation)
+  train::ReleasePrivacy privacy;      // the generated set's stamp, carried on
 };
 
 void evaluate(const Input& real, const Input& fake, const Networks& nets, const MetricOptions& mopt,
@@ -335,6 +342,7 @@ void evaluate(const Input& real, const Input& fake, const Networks& nets, const 
     io::h5_write_attr(f, "feature_net_sha256", nets.feature_sha256);
   }
   if (ctx.extra) ctx.extra(f);
+  train::write_release_privacy(f, ctx.privacy);
   write_fid(f, "fid", *fid);
   if (sfid) {
     write_fid(f, "sfid", *sfid);
@@ -436,6 +444,8 @@ int eval_files(const po::variables_map& vm, const std::vector<std::string>& args
   if (!has_fake) return 0;
 
   const std::string fake_path = vm["fake"].as<std::string>();
+  if (!train::file_exists(fake_path)) throw UsageError("input file not found", fake_path);
+  train::ReleasePrivacy privacy = train::read_release_privacy(fake_path);  // fails fast on a bad stamp
   t0 = Clock::now();
   const Input fake = load_input(fake_path, nets, load_features, true);
   log::info("eval: fake ", fake_path, ": ", fake.kind, " n=", info_of(fake.data.pool).n,
@@ -451,6 +461,7 @@ int eval_files(const po::variables_map& vm, const std::vector<std::string>& args
   OutputContext ctx;
   ctx.out_path = vm["out"].as<std::string>();
   ctx.command_line = command_line(args);
+  ctx.privacy = std::move(privacy);
   evaluate(real, fake, nets, mopt, ctx, timing);
   return 0;
 }
@@ -460,7 +471,7 @@ int eval_files(const po::variables_map& vm, const std::vector<std::string>& args
 int64_t checkpoint_step(const std::string& path) {
   if (!train::file_exists(path)) throw UsageError("checkpoint not found", path);
   auto f = io::H5File::open(path);
-  io::check_format(f.id(), path, train::kCheckpointFormat, 1);
+  io::check_format(f.id(), path, train::kCheckpointFormat, train::kCheckpointFormatVersion);
   return io::h5_read_attr_int(f.id(), "step");
 }
 
@@ -567,6 +578,7 @@ void eval_run_root(const po::variables_map& vm, const std::vector<std::string>& 
                    const std::string& run, const std::vector<int>& ks, int world_size) {
   const std::string checkpoint_arg = vm["checkpoint"].as<std::string>();
   const SamplesFile samples = find_samples(run, checkpoint_arg);
+  train::ReleasePrivacy privacy = train::read_release_privacy(samples.path);  // fails fast on a bad stamp
   const std::string out_path = vm.count("out")          ? vm["out"].as<std::string>()
                                : checkpoint_arg.empty() ? run + "/eval.h5"
                                                         : train::step_file(run + "/eval", samples.step);
@@ -603,6 +615,7 @@ void eval_run_root(const po::variables_map& vm, const std::vector<std::string>& 
   ctx.command_line = command_line(args);
   ctx.config_toml = to_toml(cfg);
   ctx.world_size = world_size;
+  ctx.privacy = std::move(privacy);
   ctx.extra = [&](hid_t f) {
     io::h5_write_attr(f, "step", samples.step);
     io::h5_write_attr(f, "checkpoint", samples.checkpoint);

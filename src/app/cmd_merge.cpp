@@ -2,6 +2,11 @@
 // weights: W + (alpha/r) B A), with the official key names, so that every tool that takes a VAR
 // checkpoint (vardp sample/score/inspect, or the official Python code after conversion) can use
 // an adapted model. Output: vardp HDF5 state dict (format "vardp.state_dict").
+//
+// The merged model is RELEASABLE: besides the tensors and the provenance it carries the privacy
+// stamp of train/release.hpp (privacy_source "run", dp_enabled, epsilon, delta, accountant and,
+// for a DP run, the checkpoint's ledger at /privacy; invariant 4), so that every file made from
+// it later (vardp sample --var) can state the guarantee too.
 #include <torch/torch.h>
 
 #include <string>
@@ -14,6 +19,7 @@
 #include "vardp/io/module_state.hpp"
 #include "vardp/io/state_dict.hpp"
 #include "vardp/model/linear.hpp"
+#include "vardp/train/release.hpp"
 #include "vardp/train/run_model.hpp"
 #include "vardp/util/error.hpp"
 #include "vardp/util/log.hpp"
@@ -44,9 +50,10 @@ int run_merge(const std::vector<std::string>& args) {
   io::Provenance prov;
   prov.config_toml = to_toml(cfg);
   const std::string out = vm["out"].as<std::string>();
-  io::save_state_dict_h5(sd, out, prov);
+  const train::ReleasePrivacy privacy = train::ReleasePrivacy::of_run(t.ledger);
+  io::save_state_dict_h5(sd, out, prov, [&](hid_t f) { train::write_release_privacy(f, privacy); });
   log::info("merge: ", ck, " (step ", t.step, ", ", t.adaptation.method, ", ", merged, " LoRA layers folded) -> ", out,
-            " (", sd.size(), " tensors)");
+            " (", sd.size(), " tensors, ", t.ledger ? "DP" : "non-private", ")");
   return 0;
 }
 

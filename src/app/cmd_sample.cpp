@@ -11,7 +11,10 @@
 //   /labels  int64 (n)
 //   /tokens  int64 (n, L)        sampled token ids, scales concatenated
 //   root attributes: provenance, vae, var, cfg, top_k, top_p, seed, batch, more_smooth,
-//   patch_nums, image_size, command_line.
+//   patch_nums, image_size, command_line, model_config, seed_rule, device, and the privacy stamp
+//   of train/release.hpp: the samples are a release of the --var model, so they carry its
+//   ledger when --var is a stamped vardp output (`vardp merge`: privacy_source "inherited"),
+//   else privacy_source "unknown" (no dp_enabled, epsilon = +inf: no guarantee is claimed).
 #include <chrono>
 #include <sstream>
 #include <string>
@@ -26,6 +29,7 @@
 #include "vardp/io/provenance.hpp"
 #include "vardp/model/infer.hpp"
 #include "vardp/model/sampling.hpp"
+#include "vardp/train/release.hpp"
 #include "vardp/util/error.hpp"
 #include "vardp/util/log.hpp"
 
@@ -82,6 +86,8 @@ int run_sample(const std::vector<std::string>& args) {
 
   const auto t0 = std::chrono::steady_clock::now();
   model::LoadedModels m = model::load_vae_var(vae_path, var_path, device);
+  // Read before sampling: a contradictory stamp fails the command before the expensive part.
+  const train::ReleasePrivacy privacy = train::read_release_privacy(var_path);
   const model::VARConfig& vc = m.var->config();
   for (int64_t c : classes)
     if (c < 0 || c > vc.num_classes)
@@ -134,6 +140,7 @@ int run_sample(const std::vector<std::string>& args) {
   io::h5_write_attr(f, "patch_nums", vc.patch_nums);
   io::h5_write_attr(f, "image_size", R);
   io::h5_write_attr(f, "device", device.str());
+  train::write_release_privacy(f, privacy);
   io::h5_write<uint8_t>(f, "images", images,
                         {static_cast<hsize_t>(n), static_cast<hsize_t>(R), static_cast<hsize_t>(R), 3});
   io::h5_write<int64_t>(f, "labels", labels, {static_cast<hsize_t>(n)});

@@ -2,7 +2,8 @@
 // samples per class eval.per_class images (0: as many as the run's test split has; or
 // --per-class n) with the run's eval.cfg / top_k / top_p / seed, rank-sharded,
 // writes DIR/samples.h5 (index over the shards; DIR/samples-<step>.h5 for --checkpoint) and a PNG
-// contact sheet next to it (DIR/samples.png).
+// contact sheet next to it (DIR/samples.png). Shards and index are releasable and carry the
+// checkpoint's privacy ledger (train/release.hpp).
 #include "app/sample_run.hpp"
 
 #include <torch/torch.h>
@@ -21,6 +22,7 @@
 #include "vardp/model/infer.hpp"
 #include "vardp/sample/sharded_samples.hpp"
 #include "vardp/train/checkpoint_dir.hpp"
+#include "vardp/train/release.hpp"
 #include "vardp/train/run_model.hpp"
 #include "vardp/util/error.hpp"
 #include "vardp/util/log.hpp"
@@ -117,11 +119,16 @@ int sample_run(const po::variables_map& vm) {
   io::Provenance prov;
   prov.config_toml = to_toml(cfg);
   prov.world_size = comm.size();
+  // The samples are a release of the checkpoint's model: every shard and the index carry its
+  // ledger (invariant 4; train/release.hpp).
+  const train::ReleasePrivacy privacy = train::ReleasePrivacy::of_run(t.ledger);
+  const auto stamp = [&](hid_t f) { train::write_release_privacy(f, privacy); };
   sample::write_shard(dir + "/" + shards[static_cast<size_t>(comm.rank())], *t.models.var, *t.models.vae, plan,
-                      mine.first, mine.second, opt, seed, prov);
+                      mine.first, mine.second, opt, seed, prov, stamp);
   comm.barrier();
   if (comm.is_root()) {
-    sample::write_index(out, shards, counts, t.models.vae->config().image_size(), prov, opt, seed, t.step, ck);
+    sample::write_index(out, shards, counts, t.models.vae->config().image_size(), prov, opt, seed, t.step, ck,
+                        stamp);
     const std::string png = without_h5(out) + ".png";
     write_contact_sheet(out, png, classes, 8);
     log::info("sample --run: wrote ", out, " (", shards.size(), " shards) and ", png);

@@ -21,6 +21,7 @@ TokenCache::TokenCache(const std::string& path) : path_(path), file_(io::H5File:
   image_size_ = io::h5_read_attr_int(f, "image_size");
   patch_nums_ = io::h5_read_attr_ints(f, "patch_nums");
   dataset_sha_ = io::h5_read_attr_string(f, "dataset_images_sha256");
+  vae_sha_ = io::h5_read_attr_string(f, "vae_sha256");
   labels_ = io::h5_read<int64_t>(f, "labels");
   n_ = static_cast<int64_t>(labels_.size());
   const auto dims = io::h5_dims(f, "tokens");

@@ -138,7 +138,7 @@ torch::Tensor DpEngine::finish_step(dist::TensorComm& comm, const NoiseSpec& spe
   for (const auto& kv : norms_) {
     local_sum += kv.second;
     local_max = std::max(local_max, kv.second);
-    if (opt_.max_grad_norm / (kv.second + 1e-6) < 1.0) ++local_clipped;
+    if (opt_.max_grad_norm * (1.0 - kClipSafety) / (kv.second + 1e-6) < 1.0) ++local_clipped;
   }
   const int64_t examples = host.all_reduce(static_cast<int64_t>(norms_.size()), dist::ReduceOp::sum);
   const double sum_norms = host.all_reduce(local_sum, dist::ReduceOp::sum);

@@ -42,10 +42,24 @@ TrainableSet TrainableSet::from_module(torch::nn::Module& root,
     s.total_ += item.value().numel();
   }
   if (s.params_.empty()) throw Error("no parameter of the model is selected for training", "TrainableSet");
+  // Tied weights (one tensor under two names) would be counted twice in every flat gradient and
+  // norm: refuse them (invariant 1).
+  std::map<const void*, std::string> seen;
+  for (size_t i = 0; i < s.params_.size(); ++i) {
+    auto [it, fresh] = seen.emplace(s.params_[i].unsafeGetTensorImpl(), s.names_[i]);
+    VARDP_CHECK(fresh, "TrainableSet: '", s.names_[i], "' and '", it->second,
+                "' are one tensor (tied weights); train it under one name");
+  }
   for (const auto& p : s.params_)
     VARDP_CHECK(p.scalar_type() == s.params_[0].scalar_type() && p.device() == s.params_[0].device(),
                 "TrainableSet: all trainable tensors must share one dtype and device");
   return s;
+}
+
+int64_t TrainableSet::index_of_tensor(const torch::Tensor& t) const {
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].unsafeGetTensorImpl() == t.unsafeGetTensorImpl()) return static_cast<int64_t>(i);
+  return -1;
 }
 
 int64_t TrainableSet::index_of(const std::string& name) const {
@@ -162,6 +176,15 @@ class CaptureObserver : public model::GradObserver {
   void on_linear(const model::LinearImpl& layer, const at::Tensor& input, const at::Tensor& output) override {
     const int64_t w = set_.index_of(layer.key("weight"));
     const int64_t b = layer.has_bias() ? set_.index_of(layer.key("bias")) : -1;
+    // Invariant 1: a trainable tensor that reaches this layer under another name (a weight tied
+    // to another layer's) would get this layer's share of its gradient nowhere, or twice.
+    for (const auto& [tensor, index] : {std::make_pair(&layer.weight, w), std::make_pair(&layer.bias, b)}) {
+      const int64_t by_identity = tensor->defined() ? set_.index_of_tensor(*tensor) : -1;
+      VARDP_CHECK(by_identity == index, "linear layer '", layer.path(), "' uses the trainable tensor '",
+                  by_identity >= 0 ? set_.name(by_identity) : set_.name(index),
+                  "' under another name (tied weights); its per-example norm would be wrong: untie it or use "
+                  "the reference strategy");
+    }
     if (w < 0 && b < 0) return;
     VARDP_CHECK(input.dim() >= 2 && input.size(0) == rows_, "linear layer '", layer.path(), "' saw input ",
                 input.sizes(), " in a micro-batch of ", rows_, " rows: per-example gradients need the rows first");
@@ -277,15 +300,26 @@ class HookedGradients : public PerExampleGradients {
       losses = run_loss(mb, torch::arange(R, torch::TensorOptions().dtype(torch::kLong).device(device)));
     }
     std::vector<bool> covered(static_cast<size_t>(set_.size()), false);
+    // Invariant 1 (one clipped gradient per example over ALL trainable tensors): a tensor seen
+    // by two hooks (tied weights: two layers sharing one weight, or a weight that is also a
+    // hooked parameter) would get two partial per-example gradients whose norms the strategies
+    // would add as if they were different coordinates: the clipping norm would be wrong.
+    auto cover = [&](int64_t index) {
+      if (index < 0) return;
+      VARDP_CHECK(!covered[static_cast<size_t>(index)], "trainable tensor '", set_.name(index),
+                  "' is seen by two per-example-gradient hooks (tied weights); its per-example norm would be "
+                  "wrong: untie it or use the reference strategy");
+      covered[static_cast<size_t>(index)] = true;
+    };
     std::vector<torch::Tensor> inputs;
     for (auto& l : obs.linears()) {
       for (auto& o : l.outputs) inputs.push_back(o);
-      if (l.weight >= 0) covered[static_cast<size_t>(l.weight)] = true;
-      if (l.bias >= 0) covered[static_cast<size_t>(l.bias)] = true;
+      cover(l.weight);
+      cover(l.bias);
     }
     for (auto& p : obs.params()) {
       for (auto& r : p.replicas) inputs.push_back(r);
-      covered[static_cast<size_t>(p.index)] = true;
+      cover(p.index);
     }
     for (int64_t i = 0; i < set_.size(); ++i)
       if (!covered[static_cast<size_t>(i)])

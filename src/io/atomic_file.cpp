@@ -56,15 +56,24 @@ void AtomicH5File::commit() {
   fsync_path(dir_of(final_path_));
 }
 
-void write_text_atomic(const std::string& path, const std::string& content) {
+void write_text_atomic(const std::string& path, const std::string& content, unsigned mode) {
   std::string tmp = temp_name(path);
   {
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw Error(str("cannot write: ", std::strerror(errno)), tmp);
-    bool ok = std::fwrite(content.data(), 1, content.size(), f) == content.size();
-    ok = std::fflush(f) == 0 && ok;
-    ok = ::fsync(::fileno(f)) == 0 && ok;
-    std::fclose(f);
+    // O_EXCL after removing a stale temporary: a leftover file of wider mode is never reused,
+    // so a private file (mode 0600) is private from its first byte.
+    std::remove(tmp.c_str());
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
+    if (fd < 0) throw Error(str("cannot write: ", std::strerror(errno)), tmp);
+    bool ok = true;
+    size_t done = 0;
+    while (ok && done < content.size()) {
+      const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      ok = n > 0;
+      if (ok) done += static_cast<size_t>(n);
+    }
+    ok = ::fsync(fd) == 0 && ok;
+    ok = ::close(fd) == 0 && ok;
     if (!ok) {
       std::remove(tmp.c_str());
       throw Error("write failed", tmp);

@@ -176,7 +176,8 @@ void write_state_dict_group(hid_t loc, const std::string& group, const StateDict
   }
 }
 
-void save_state_dict_h5(const StateDict& sd, const std::string& path, const Provenance& provenance) {
+void save_state_dict_h5(const StateDict& sd, const std::string& path, const Provenance& provenance,
+                        const std::function<void(hid_t)>& annotate) {
   for (const auto& key : sd.keys()) {
     check_key_name(key, path);
     from_scalar_type(sd.at(key).scalar_type());  // throws for unsupported dtypes before writing
@@ -188,6 +189,7 @@ void save_state_dict_h5(const StateDict& sd, const std::string& path, const Prov
   write_provenance(file.id(), p);
   h5_write_attr(file.id(), "num_tensors", static_cast<int64_t>(sd.size()));
   write_state_dict_group(file.id(), "tensors", sd, path);
+  if (annotate) annotate(file.id());
   file.commit();
 }
 

@@ -34,7 +34,8 @@ uint64_t image_seed(uint64_t seed, int64_t label, int64_t index_in_class) {
 
 void write_shard(const std::string& path, model::VARImpl& var, model::VQVAEImpl& vae, const SamplePlan& plan,
                  int64_t lo, int64_t hi, const model::SampleOptions& options, uint64_t seed,
-                 const io::Provenance& provenance) {
+                 const io::Provenance& provenance, const std::function<void(hid_t)>& stamp) {
+  VARDP_CHECK(stamp, path, ": a samples shard is releasable and needs the model's privacy stamp");
   const int64_t R = vae.config().image_size();
   std::vector<uint8_t> images;
   std::vector<int64_t> labels, index;
@@ -58,6 +59,7 @@ void write_shard(const std::string& path, model::VARImpl& var, model::VQVAEImpl&
   io::write_provenance(f.id(), p);
   io::h5_write_attr(f.id(), "first", lo);
   io::h5_write_attr(f.id(), "count", hi - lo);
+  stamp(f.id());
   const auto n = static_cast<hsize_t>(hi - lo);
   io::h5_write<uint8_t>(f.id(), "images", images, {n, static_cast<hsize_t>(R), static_cast<hsize_t>(R), 3});
   io::h5_write<int64_t>(f.id(), "labels", labels, {n});
@@ -97,7 +99,8 @@ void write_virtual(hid_t file, const std::string& name, hid_t type, const std::v
 
 void write_index(const std::string& path, const std::vector<std::string>& shards, const std::vector<int64_t>& counts,
                  int64_t image_size, const io::Provenance& provenance, const model::SampleOptions& options,
-                 uint64_t seed, int64_t step, const std::string& checkpoint) {
+                 uint64_t seed, int64_t step, const std::string& checkpoint,
+                 const std::function<void(hid_t)>& stamp) {
   io::AtomicH5File f(path);
   io::Provenance p = provenance;
   p.format = "vardp.samples";
@@ -114,6 +117,8 @@ void write_index(const std::string& path, const std::vector<std::string>& shards
   io::h5_write_attr(f.id(), "image_size", image_size);
   io::h5_write_attr(f.id(), "step", step);
   io::h5_write_attr(f.id(), "checkpoint", checkpoint);
+  VARDP_CHECK(stamp, path, ": a samples index is releasable and needs the model's privacy stamp");
+  stamp(f.id());
   const auto R = static_cast<hsize_t>(image_size);
   write_virtual(f.id(), "images", H5T_NATIVE_UINT8, shards, counts, {R, R, 3});
   write_virtual(f.id(), "labels", H5T_NATIVE_INT64, shards, counts, {});

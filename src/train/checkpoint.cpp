@@ -11,7 +11,7 @@ void save_checkpoint(const std::string& path, const CheckpointData& c, const io:
   io::AtomicH5File file(path);
   io::Provenance p = provenance;
   p.format = kCheckpointFormat;
-  p.format_version = 1;
+  p.format_version = kCheckpointFormatVersion;
   io::write_provenance(file.id(), p);
   const hid_t f = file.id();
   io::h5_write_attr(f, "step", c.step);
@@ -27,6 +27,10 @@ void save_checkpoint(const std::string& path, const CheckpointData& c, const io:
   io::h5_write_attr(f, "optimizer_steps", c.optimizer_steps);
   io::h5_write_attr(f, "total_flops", c.total_flops);
   io::h5_write_attr(f, "wall_seconds", c.wall_seconds);
+  // Invariant 5: measured from a run on private data (lot sizes drive step times).
+  io::h5_write_attr(f, "non_private", std::vector<std::string>{"total_flops", "wall_seconds"});
+  io::h5_write_attr(f, "secret_source", c.secret_source);
+  io::h5_write_attr(f, "secret_fingerprint", c.secret_fingerprint);
   io::write_state_dict_group(f, "trainable", c.trainable, path);
   io::h5_require_group(f, "optimizer");
   for (const auto& [moment, sd] : c.optimizer) io::write_state_dict_group(f, "optimizer/" + moment, sd, path);
@@ -37,7 +41,7 @@ void save_checkpoint(const std::string& path, const CheckpointData& c, const io:
 CheckpointData load_checkpoint(const std::string& path) {
   io::H5File file = io::H5File::open(path);
   const hid_t f = file.id();
-  io::check_format(f, path, kCheckpointFormat, 1);
+  const int64_t version = io::check_format(f, path, kCheckpointFormat, kCheckpointFormatVersion);
   CheckpointData c;
   c.step = io::h5_read_attr_int(f, "step");
   c.planned_steps = io::h5_read_attr_int(f, "planned_steps");
@@ -52,6 +56,10 @@ CheckpointData load_checkpoint(const std::string& path) {
   c.optimizer_steps = io::h5_read_attr_int(f, "optimizer_steps");
   c.total_flops = io::h5_read_attr_double(f, "total_flops");
   c.wall_seconds = io::h5_read_attr_double(f, "wall_seconds");
+  if (version >= 2) {
+    c.secret_source = io::h5_read_attr_string(f, "secret_source");
+    c.secret_fingerprint = io::h5_read_attr_string(f, "secret_fingerprint");
+  }
   c.config_toml = io::h5_read_attr_string(f, "config_toml");
   c.world_size = io::h5_read_attr_int(f, "world_size");
   c.trainable = io::read_state_dict_group(f, "trainable", path);

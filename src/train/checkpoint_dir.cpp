@@ -63,6 +63,27 @@ std::optional<std::string> CheckpointDir::latest() const {
   return path;
 }
 
+std::vector<std::string> CheckpointDir::remove_orphans() {
+  int64_t committed = -1;
+  if (auto path = latest()) {
+    static const std::regex pattern("checkpoint-([0-9]+)\\.h5");
+    std::smatch m;
+    const std::string name = fs::path(*path).filename().string();
+    if (!std::regex_match(name, m, pattern)) throw Error("`latest` names " + name + ", not a checkpoint", run_dir_);
+    committed = std::stoll(m[1]);
+  }
+  std::vector<std::string> removed;
+  for (int64_t step : steps()) {
+    if (step <= committed) continue;
+    const std::string path = path_for_step(step);
+    std::error_code ec;
+    fs::remove(path, ec);
+    if (ec) throw Error("cannot remove an uncommitted checkpoint: " + ec.message(), path);
+    removed.push_back(path);
+  }
+  return removed;
+}
+
 void CheckpointDir::mark_done(const std::string& summary) {
   io::write_text_atomic((fs::path(run_dir_) / "DONE").string(), summary);
 }

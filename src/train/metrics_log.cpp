@@ -7,6 +7,7 @@
 #include "vardp/io/h5.hpp"
 #include "vardp/profile/profile_file.hpp"
 #include "vardp/train/optimizer.hpp"
+#include "vardp/train/release.hpp"
 #include "vardp/util/error.hpp"
 
 namespace vardp::train {
@@ -115,7 +116,13 @@ std::vector<FlopsTally::Step> read_flops_steps(const std::string& path) {
 
 void write_flops(const std::string& path, const io::Provenance& provenance, const FlopsTally& t,
                  const std::map<std::string, int64_t>& attrs_int,
-                 const std::map<std::string, std::string>& attrs_string) {
+                 const std::map<std::string, std::string>& attrs_string, const dp::PrivacyLedger* ledger) {
+  const bool private_run = ledger != nullptr;
+  // A DP run without its ledger would be stamped non-private AND get its times: refuse.
+  if (const auto it = attrs_int.find("dp_enabled"); it != attrs_int.end() && (it->second != 0) != private_run)
+    throw Error(str("write_flops: dp_enabled = ", it->second, " but ", private_run ? "a" : "no",
+                    " privacy ledger was given"),
+                path);
   io::AtomicH5File file(path);
   io::Provenance p = provenance;
   p.format = "vardp.flops";
@@ -138,9 +145,13 @@ void write_flops(const std::string& path, const io::Provenance& provenance, cons
   scalar("dp_extra_pflops", sum.dp_extra / 1e15);
   scalar("optimizer_flops", sum.optimizer);
   scalar("executed_flops", executed);
-  scalar("wall_seconds", t.wall_seconds);
-  scalar("achieved_tflops", t.wall_seconds > 0 ? executed / t.wall_seconds / 1e12 : 0.0);
-  for (const auto& [phase, sec] : t.phase_seconds) scalar("phase_seconds/" + phase, sec);
+  if (!private_run) {
+    // Times only for non-private runs: a DP step's time grows with its realised Poisson lot, a
+    // data-dependent quantity outside the ledger (invariant 5); metrics.h5 (private) keeps them.
+    scalar("wall_seconds", t.wall_seconds);
+    scalar("achieved_tflops", t.wall_seconds > 0 ? executed / t.wall_seconds / 1e12 : 0.0);
+    for (const auto& [phase, sec] : t.phase_seconds) scalar("phase_seconds/" + phase, sec);
+  }
   if (!t.steps.empty()) {
     std::vector<int64_t> steps;
     std::vector<double> values;
@@ -163,6 +174,9 @@ void write_flops(const std::string& path, const io::Provenance& provenance, cons
     io::h5_write_attr(io::h5_open_group(file.id(), "last_step").id(), "step", t.steps.back().step);
     profile::write_module_table(file.id(), "last_step/modules", t.last.modules);
   }
+  // Last, so that the stamp's dp_enabled / accountant win over same-named run attributes.
+  write_release_privacy(file.id(), ReleasePrivacy::of_run(ledger ? std::optional<dp::PrivacyLedger>(*ledger)
+                                                                  : std::nullopt));
   file.commit();
 }
 

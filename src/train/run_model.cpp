@@ -133,6 +133,7 @@ TrainedModel load_trained_model(const config::Config& cfg, const std::string& ch
   for (auto& p : t.models.var->parameters()) p.set_requires_grad(false);
   t.models.var->eval();
   t.step = c.step;
+  t.ledger = std::move(c.ledger);
   return t;
 }
 

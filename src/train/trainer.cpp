@@ -9,6 +9,7 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -23,6 +24,7 @@
 #include "vardp/dp/engine.hpp"
 #include "vardp/dp/ledger.hpp"
 #include "vardp/dp/lot_sampler.hpp"
+#include "vardp/dp/secure_noise.hpp"
 #include "vardp/io/atomic_file.hpp"
 #include "vardp/io/state_dict.hpp"
 #include "vardp/model/infer.hpp"
@@ -33,6 +35,7 @@
 #include "vardp/train/metrics_log.hpp"
 #include "vardp/train/optimizer.hpp"
 #include "vardp/train/run_model.hpp"
+#include "vardp/train/run_secret.hpp"
 #include "vardp/train/step_plan.hpp"
 #include "vardp/train/stop_request.hpp"
 #include "vardp/train/work_split.hpp"
@@ -59,6 +62,12 @@ DpPlan plan_dp(const config::Config& cfg, int64_t N) {
   p.q = dp_sample_rate(cfg, N);
   p.steps = planned_steps(cfg, N);
   p.delta = d.target_delta ? *d.target_delta : 1.0 / static_cast<double>(N);
+  // (epsilon, delta)-DP with delta >= 1/N allows a mechanism that publishes one whole example
+  // in N; the paper's default delta = 1/N sits exactly there (docs/privacy.md).
+  if (p.delta * static_cast<double>(N) >= 1.0 - 1e-12)
+    log::warn("dp: delta = ", p.delta, " is >= 1/N (N = ", N, "): a guarantee that allows releasing one example "
+              "outright; use delta << 1/N, e.g. dp.target_delta = ", 0.1 / static_cast<double>(N),
+              " or smaller (docs/privacy.md)");
   p.accountant = dp::parse_accountant(d.accountant);
   if (d.noise_multiplier) {
     p.sigma = *d.noise_multiplier;
@@ -272,8 +281,41 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
     return outcome;
   }
   if (req.resume != "never") {
+    // Invariant 4, no second version of a step survives: a complete checkpoint newer than
+    // `latest` (killed between its rename and the marker) goes before anything is resumed.
+    if (comm.is_root())
+      for (const std::string& orphan : ckdir.remove_orphans())
+        log::warn("removed ", orphan, ": written after the checkpoint that `latest` names but never committed; "
+                  "its steps are replayed with the same lots and noise");
+    comm.barrier();
+  } else if (dp_on && !ckdir.steps().empty()) {
+    // A fresh DP run over an old one's checkpoints would leave two versions of their steps.
+    throw CollectiveError("refusing --resume never: " + cfg.output.dir +
+                              " holds checkpoints of an earlier run; use a new output.dir or remove the old one",
+                          cfg.output.dir, /*usage=*/true);
+  }
+  std::string resumed_fingerprint;
+  if (req.resume != "never") {
     if (auto latest = ckdir.latest()) {
       CheckpointData c = load_checkpoint(*latest);
+      // Accounting with no way around it (invariant 4): output.force_resume relaxes the config
+      // and rank checks below, never these. Refused rather than recorded as epsilon = infinity:
+      // a model whose earlier steps no ledger accounts has no DP guarantee to report.
+      if (dp_on) {
+        std::string no_dp;
+        if (!c.ledger)
+          no_dp = "it was written by a non-private run, whose steps no privacy ledger accounts";
+        else if (c.ledger->total_steps() < c.step)
+          no_dp = str("its ledger accounts ", c.ledger->total_steps(), " DP steps but the model has taken ", c.step);
+        else if (c.secret_source.empty())
+          no_dp = "its noise and lots were keyed by the public train.seed (checkpoint format 1, before secret coins): "
+                  "anyone with its config can regenerate them, so its steps are not private";
+        if (!no_dp.empty())
+          throw CollectiveError("refusing to resume " + *latest + " as a DP run: " + no_dp +
+                                    " (output.force_resume does not override this; start a new run)",
+                                cfg.output.dir, /*usage=*/true);
+        resumed_fingerprint = c.secret_fingerprint;
+      }
       std::string why;
       if (c.config_toml != req.resolved_toml)
         why = "the configuration differs from the checkpoint's";
@@ -293,7 +335,13 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
       VARDP_CHECK(static_cast<int64_t>(c.trainable.size()) == set.size(), *latest, " holds ", c.trainable.size(),
                   " trained tensors, this run trains ", set.size());
       opt.load_state(c.optimizer, c.optimizer_steps);
-      if (c.ledger) ledger = *c.ledger;
+      if (c.ledger && dp_on) {
+        ledger = *c.ledger;
+        // The spent epsilon is reported at THIS run's target delta and accountant.
+        ledger.set_target(plan.delta, plan.accountant);
+      }
+      if (c.ledger && !dp_on)
+        log::warn("resuming a DP checkpoint as a plain run: the result is not differentially private");
       start = c.step;
       flops.total_flops = c.total_flops;
       flops.wall_seconds = c.wall_seconds;
@@ -309,6 +357,20 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
   if (comm.is_root()) {
     ::mkdir(cfg.output.dir.c_str(), 0755);
     io::write_text_atomic(cfg.output.dir + "/config.toml", req.resolved_toml);
+  }
+  // The mechanism's coins (invariant 6): a run secret established before the first step.
+  std::optional<RunSecretInfo> secret;
+  if (dp_on) {
+    secret = establish_run_secret(comm, cfg.dp.secret_file, cfg.output.dir, /*may_create=*/start == 0);
+    if (start > 0 && resumed_fingerprint != secret->secret.fingerprint())
+      throw CollectiveError("refusing to resume: the run secret (" + secret->path +
+                                ") is not the one the checkpoint's steps were drawn with, so replayed steps would "
+                                "get other lots and noise",
+                            cfg.output.dir, /*usage=*/true);
+    log::info("DP coins: run secret ",
+              secret->source == "supplied" ? "pinned by dp.secret_file (reproducible: for tests and audits only)"
+                                           : "drawn from the OS for this run",
+              ", in ", secret->path, " (private run state: never publish it)");
   }
   const std::string base_sha = comm.is_root() && file_exists(cfg.model.var) ? file_sha256(cfg.model.var) : "";
 
@@ -330,6 +392,10 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
       c.optimizer_steps = opt.steps_taken();
       c.total_flops = flops.total_flops;
       c.wall_seconds = flops.wall_seconds;
+      if (secret) {
+        c.secret_source = secret->source;
+        c.secret_fingerprint = secret->secret.fingerprint();
+      }
       for (int64_t i = 0; i < set.size(); ++i) c.trainable.insert(set.name(i), set.tensor(i).detach().cpu());
       c.optimizer = opt.state();
       if (dp_on) c.ledger = ledger;
@@ -364,7 +430,7 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
       }
       metrics.write(metrics_path, prov, ai, ad, as, {{"lora_targets", cfg.adapt.lora_targets}},
                     dp_on ? &ledger : nullptr);
-      write_flops(cfg.output.dir + "/flops.h5", prov, flops, ai, as);
+      write_flops(cfg.output.dir + "/flops.h5", prov, flops, ai, as, dp_on ? &ledger : nullptr);
       ckdir.mark_latest(step_done);
     }
     comm.barrier();
@@ -394,14 +460,35 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
   std::unique_ptr<data::TokenCache> cache;
   if (!cfg.data.token_cache.empty()) {
     cache = std::make_unique<data::TokenCache>(cfg.data.token_cache);
+    const std::string vae_sha = comm.broadcast(comm.is_root() ? file_sha256(cfg.model.vae) : std::string(), 0);
     const std::string& tc = cfg.data.token_cache;
     VARDP_CHECK(cache->num_examples() == N && cache->labels() == reader->labels() &&
                     cache->dataset_images_sha256() == reader->info().images_sha256,
                 tc, " was not made from ", cfg.data.train, " (examples, labels or image hash differ)");
     VARDP_CHECK(cache->patch_nums() == m.var->config().patch_nums && cache->image_size() == cfg.data.image_size, tc,
                 " has other patch_nums or image size than the model");
+    // Invariant 5: the tokens must come from the configured PUBLIC VQ-VAE; a cache made with
+    // another tokenizer would train on something other than what the run claims.
+    if (cache->vae_sha256() != vae_sha)
+      throw UsageError(str(tc, " was made with a VQ-VAE whose SHA-256 is ", cache->vae_sha256().substr(0, 16),
+                           "..., not the configured model.vae ", cfg.model.vae, " (", vae_sha.substr(0, 16),
+                           "...); make the cache again with vardp tokenize --vae ", cfg.model.vae),
+                       tc);
     log::info("token cache ", tc, ": ", cache->pool_views(), " pool views per example (VQ-VAE encoder skipped)");
   }
+  // Rank 0 draws the next step's noise in the background while a step computes: it does not
+  // depend on data (invariant 2), only on (secret, step).
+  std::unique_ptr<dp::NoisePrefetcher> noise_ahead;
+  if (dp_on && comm.is_root() && plan.sigma > 0 && start < planned) {
+    noise_ahead = std::make_unique<dp::NoisePrefetcher>(secret->secret, static_cast<uint64_t>(set.numel()),
+                                                        plan.sigma * cfg.dp.max_grad_norm);
+    noise_ahead->prefetch(static_cast<uint64_t>(start));
+  }
+  // flops.h5 is releasable: a DP run records the PLANNED cost of a step (expected lot q*N), never
+  // one derived from the realised lot size (invariant 5).
+  const profile::StepFlops planned_dp_step_flops =
+      dp_on ? flop_model.step(step_shape(std::llround(plan.q * static_cast<double>(N)), k, true, layout, mb_size))
+            : profile::StepFlops{};
   const size_t prefetch_depth = static_cast<size_t>(std::max<int64_t>(1, cfg.data.prefetch));
   data::Prefetcher prefetcher(reader, prefetch_depth);
   const data::ViewSpec view_base{true, static_cast<int>(cfg.data.image_size), cfg.data.hflip, seed, 0};
@@ -454,9 +541,10 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
 
     double lot_size = 0, mean_norm = 0, clip_frac = 0;
     if (dp_on) {
-      // DP-SGD step (privacy argument: engine.hpp; the lot is Poisson(q) from the (seed, step)
-      // stream, the same on every rank; the noise is drawn once on rank 0).
-      std::vector<int64_t> lot = dp::poisson_lot(seed, step, N, plan.q);
+      // DP-SGD step (privacy argument: engine.hpp; the lot is Poisson(q) from the secret
+      // (secret, lot_membership, step) stream, the same on every rank; the noise is drawn once
+      // on rank 0 from the secret (secret, gaussian_noise, step) stream).
+      std::vector<int64_t> lot = dp::poisson_lot(secret->secret, step, N, plan.q);
       engine->begin_step(lot);
       run_micro_batches(
           dp_units(lot, k, layout), [&](const std::vector<data::Unit>& mb, Tokens& tok, model::ForwardOptions fo) {
@@ -477,10 +565,14 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
       const auto c0 = Clock::now();
       if (group_tc) engine->reduce_view_group(*group_tc);
       engine->finish_step(world_tc,
-                          dp::NoiseSpec{plan.sigma, cfg.dp.max_grad_norm, plan.q * static_cast<double>(N), seed}, step);
-      // Every step is accounted, empty lots included (invariant 4). A step replayed after a
-      // resume reproduces the identical release (same lot, same noise stream), so it is
-      // counted once: the checkpoint's ledger does not contain the lost steps.
+                          dp::NoiseSpec{plan.sigma, cfg.dp.max_grad_norm, plan.q * static_cast<double>(N),
+                                        &secret->secret, noise_ahead.get()},
+                          step);
+      if (noise_ahead && step + 1 < planned) noise_ahead->prefetch(static_cast<uint64_t>(step + 1));
+      // Every step is accounted, empty lots included (invariant 4). Replay rule: a step replayed
+      // after a resume draws the identical lot and noise (same secret, same step), and the
+      // training state it starts from is the checkpoint's, so it reproduces the identical
+      // release; it is counted once: the checkpoint's ledger does not contain the lost steps.
       ledger.add_steps(plan.q, plan.sigma, 1);
       phase("clip_noise_allreduce", c0, Clock::now());
       const auto& st = engine->stats();
@@ -537,7 +629,7 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
     // Analytic FLOPs of the step all ranks ran: the paper's count apart from DP extras and optimizer.
     const profile::StepFlops step_flops =
         flop_model.step(step_shape(static_cast<int64_t>(lot_size), k, dp_on, layout, mb_size));
-    flops.add_step(done, step_flops);
+    flops.add_step(done, dp_on ? planned_dp_step_flops : step_flops);
     flops_per_row = step_flops.executed() / std::max(1.0, step_flops.rows);
     flops.wall_seconds += last_step_s;
     if (comm.is_root()) {
@@ -565,12 +657,16 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
       const double elapsed = std::chrono::duration<double>(Clock::now() - run_t0).count();
       const double eta = elapsed / static_cast<double>(done - start) * static_cast<double>(planned - done);
       std::ostringstream line;
-      line << "step " << done << "/" << planned << " loss " << last_loss << (dp_on ? " (non-private diag.)" : "")
-           << " grad_norm " << (iv.norm_count > 0 ? iv.norm_sum / iv.norm_count : 0.0);
+      // Invariant 5: in a DP run everything after "non-private:" is a diagnostic of private data
+      // (losses, norms, clip fraction, realised lot size, timings), not covered by epsilon.
+      line << "step " << done << "/" << planned;
+      if (dp_on) line << " eps " << eps;
+      line << " lr " << lr << (dp_on ? " | non-private:" : "") << " loss " << last_loss << " grad_norm "
+           << (iv.norm_count > 0 ? iv.norm_sum / iv.norm_count : 0.0);
       if (dp_on)
         line << " clip " << (iv.norm_count > 0 ? iv.clipped / iv.norm_count : 0.0) << " lot "
-             << iv.lot_sum / static_cast<double>(iv.steps) << " eps " << eps;
-      line << " lr " << lr << " ms/step " << 1000.0 * iv.seconds / static_cast<double>(iv.steps) << " samples/s " << sps
+             << iv.lot_sum / static_cast<double>(iv.steps);
+      line << " ms/step " << 1000.0 * iv.seconds / static_cast<double>(iv.steps) << " samples/s " << sps
            << " TFLOP/s " << sps * flops_per_row / 1e12 << " ETA " << format_duration(eta);
       log::info(line.str());
       iv.reset();
@@ -594,7 +690,8 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
               ledger.total_steps(), " steps, sigma ", plan.sigma, ", q ", plan.q, ")");
   }
   if (comm.is_root())
-    ckdir.mark_done(str("steps ", planned, "\nloss ", last_loss, "\nepsilon ", outcome.epsilon, "\n"));
+    ckdir.mark_done(str("steps ", planned, "\nepsilon ", outcome.epsilon, "\nloss ", last_loss,
+                        dp_on ? " (non-private diagnostic)" : "", "\n"));
   comm.barrier();
   outcome.final_loss = last_loss;
   outcome.steps_done = planned;

@@ -14,14 +14,15 @@ TEST(PrivatizeMpi, NoiseOnceOnRankZeroSameUpdateEverywhere) {
   dist::TensorComm tc(*comm);
   const int n = comm->size();
   const int64_t dim = 4096;
-  NoiseSpec spec{2.0, 0.1, 100.0, 1234};
+  const RunSecret key = RunSecret::from_hex(std::string(64, 'd'));  // every rank holds the run's secret
+  NoiseSpec spec{2.0, 0.1, 100.0, &key};
   // Each rank's local clipped sum.
   torch::Tensor local = torch::full({dim}, static_cast<double>(comm->rank() + 1), torch::kFloat32);
   torch::Tensor update = local.clone();
   privatize_in_place(update, spec, 7, tc);
 
   torch::Tensor sum_of_locals = torch::full({dim}, n * (n + 1) / 2.0, torch::kFloat32);
-  torch::Tensor one_draw = gaussian_noise(update, 2.0 * 0.1, 1234, 7);
+  torch::Tensor one_draw = gaussian_noise(update, 2.0 * 0.1, key, 7);
   EXPECT_TRUE(torch::allclose(update, (sum_of_locals + one_draw) / 100.0, 1e-5, 1e-6));
   // Identical on every rank.
   torch::Tensor all = tc.all_gather(update);

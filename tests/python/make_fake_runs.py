@@ -110,11 +110,17 @@ def make_run(out, rel, *, dataset, depth, method, targets=("attn", "mlp", "adaln
             append(f, "metrics", "grad_norm", s, 1.0 / (1 + s / steps))
             append(f, "metrics", "lot_size", s, 256 + (s % 7) - 3 if dp else 256)
             append(f, "metrics", "lr", s, 5e-4)
-            append(f, "metrics", "step_time", s, 0.5 * depth / 16 * k)
             append(f, "metrics", "samples_per_s", s, 256 * k / (0.5 * depth / 16 * k))
             if dp:
                 append(f, "metrics", "clip_fraction", s, 0.9)
                 append(f, "metrics", "epsilon", s, eps * math.sqrt(s / steps))
+        # step_time has one entry per step (the trainer logs it every step); the readers' wall
+        # time is its sum, since a DP run's flops.h5 (releasable) holds no times.
+        timed = list(range(1, (steps if finished else steps // 2) + 1))
+        if resumed:
+            timed = [s for s in timed if s <= 30] + [s for s in timed if s > 20]
+        for s in timed:
+            append(f, "metrics", "step_time", s, 0.5 * depth / 16 * k)
     if not finished:
         return run
     per_example = (3.0 if method == "full" else 2.0) * 2 * 310e6 * 680 * (depth / 16) ** 2
@@ -126,9 +132,11 @@ def make_run(out, rel, *, dataset, depth, method, targets=("attn", "mlp", "adaln
         f["total_pflops"] = total / 1e15
         for s in range(1, steps + 1, max(1, steps // 20)):
             append(f, "steps", "flops", s, total / steps)
-        for phase, share in (("data", 0.05), ("forward", 0.3), ("backward", 0.55), ("optimizer", 0.1)):
-            f[f"phase_seconds/{phase}"] = share * steps * 0.5 * k
-        f["wall_seconds"] = steps * 0.5 * k
+        f.attrs["dp_enabled"] = np.int64(dp)
+        if not dp:  # times only for non-private runs (docs/formats/run.md)
+            for phase, share in (("data", 0.05), ("forward", 0.3), ("backward", 0.55), ("optimizer", 0.1)):
+                f[f"phase_seconds/{phase}"] = share * steps * 0.5 * k
+            f["wall_seconds"] = steps * 0.5 * k
     for s, factor in ((steps // 4, 1.6), (steps // 2, 1.35), (3 * steps // 4, 1.15)):
         write_eval(os.path.join(run, f"eval-{s:08d}.h5"), fid * factor, s)
     write_eval(os.path.join(run, "eval.h5"), fid, steps)

@@ -2,8 +2,9 @@
 # Training-FLOP profiles (issue 7, acceptance 4): `vardp profile` on a paper config without any
 # weight file (VAR-d16 shapes) prints the per-module table and writes a vardp.profile file that
 # h5py reads; its planned steps equal `vardp train --dry-run`'s; tiny `vardp train` runs write
-# flops.h5 with the paper's count, DP extras and optimizer apart, and a plain run, interrupted and
-# resumed, totals what `vardp profile` predicts for the same config.
+# flops.h5 with the paper's count, DP extras and optimizer apart (DP: the planned step, no times,
+# the privacy stamp), and a plain run, interrupted and resumed, totals what `vardp profile`
+# predicts for the same config.
 source "$(dirname "$0")/../support/script_lib.sh"
 export OMP_NUM_THREADS=1
 SRC="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -98,15 +99,25 @@ for name in ("dp", "resumed"):
         assert np.isclose(f["total_pflops"][()], total / 1e15)
         executed = total + f["dp_extra_flops"][()] + f["optimizer_flops"][()]
         assert np.isclose(f["executed_flops"][()], executed)
-        assert f["achieved_tflops"][()] > 0 and f["wall_seconds"][()] > 0
         assert f["optimizer_flops"][()] > 0
         names = list(f["last_step/modules"].attrs["names"])
         assert "blocks.attn.scores" in names and "blocks.attn.mat_qkv.lora" in names, names
-        for phase in ("data", "tokenize", "forward_backward", "optimizer"):
-            assert phase in f["phase_seconds"], list(f["phase_seconds"])
+        # flops.h5 is releasable (docs/file-formats.md): the privacy stamp; times for plain runs only.
+        assert f.attrs["privacy_source"] == "run", dict(f.attrs)
+        if name == "dp":
+            assert f.attrs["dp_enabled"] == 1 and 0 < f.attrs["epsilon"] < np.inf, dict(f.attrs)
+            assert f["privacy"].attrs["total_steps"] == 4 and f["privacy"].attrs["epsilon"] == f.attrs["epsilon"]
+            for timed in ("wall_seconds", "achieved_tflops", "phase_seconds"):
+                assert timed not in f, f"a DP run's flops.h5 holds {timed}"
+            speed = "no times (DP)"
+        else:
+            assert f.attrs["dp_enabled"] == 0 and f.attrs["epsilon"] == np.inf and "privacy" not in f
+            assert f["achieved_tflops"][()] > 0 and f["wall_seconds"][()] > 0
+            for phase in ("data", "tokenize", "forward_backward", "optimizer"):
+                assert phase in f["phase_seconds"], list(f["phase_seconds"])
+            speed = f"{f['achieved_tflops'][()]:.4g} TFLOP/s"
         dp = f["dp_extra_flops"][()]
-        print(f"{name}: total {total:.4g} FLOP, DP extra {dp:.4g}, optimizer {f['optimizer_flops'][()]:.4g}, "
-              f"{f['achieved_tflops'][()]:.4g} TFLOP/s")
+        print(f"{name}: total {total:.4g} FLOP, DP extra {dp:.4g}, optimizer {f['optimizer_flops'][()]:.4g}, {speed}")
         if name == "resumed":
             assert dp == 0
             # Plain batches are deterministic: the run (both segments) is what vardp profile predicted.
@@ -117,5 +128,7 @@ for name in ("dp", "resumed"):
             assert dp > 0 and f["last_step/dp_extra_flops"][()] >= 0
             rows = f["steps/rows/value"][:]
             assert np.all(rows % 2 == 0), rows  # k = 2 views of every lot example
+            # The planned step (expected lot round(qN)), the same every step: no realised lot sizes.
+            assert len(np.unique(rows)) == 1 and len(np.unique(f["steps/flops/value"][:])) == 1, rows
 PYEOF
 echo "profile_cli OK"

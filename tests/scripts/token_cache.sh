@@ -17,8 +17,10 @@ mpirun_n 2 "$VARDP_BIN" "${TOK[@]}" --data "$TMP/train.h5" --views 3 --seed 11 -
 "$VARDP_BIN" score --vae "$FIX/vae_fixture.pth" --var "$FIX/var_fixture.pth" --data "$TMP/exact.h5" \
   --out "$TMP/score.h5" --device cpu > "$TMP/score.log" 2>&1 || { cat "$TMP/score.log"; fail "score"; }
 
+# The 1- and 2-rank runs must draw the same DP coins to be comparable: one pinned run secret.
+"$PY" -c 'import secrets; print(secrets.token_hex(32))' > "$TMP/pinned.key"
 train() {  # ranks name
-  mpirun_n "$1" "$VARDP_BIN" train --config "$TESTS/data/train_tiny.toml" --set "model.vae=$FIX/vae_fixture.pth" \
+  mpirun_n "$1" "$VARDP_BIN" train --set "dp.secret_file=$TMP/pinned.key" --config "$TESTS/data/train_tiny.toml" --set "model.vae=$FIX/vae_fixture.pth" \
     --set "model.var=$FIX/var_fixture.pth" --set "data.train=$TMP/train.h5" --set "data.token_cache=$TMP/c1.h5" \
     --set "output.dir=$TMP/$2" --set train.steps=4 --set dp.enabled=true --set dp.noise_multiplier=0.8 \
     --set dp.sample_rate=0.5 --set dp.augmult=2 > "$TMP/$2.log" 2>&1 || { cat "$TMP/$2.log"; fail "train $2"; }

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Preemption (issue 5, acceptance 3): a DP run stopped by SIGUSR1 (exit 75 after a checkpoint) and
-# resumed, and a run killed by SIGKILL between checkpoints and resumed, end with tensors identical
-# to an uninterrupted run, and the privacy ledger counts every step exactly once.
+# Preemption (issue 5, acceptance 3; privacy issue, acceptance 1): a DP run stopped by SIGUSR1
+# (exit 75 after a checkpoint) and resumed, and a run killed by SIGKILL between checkpoints and
+# resumed, end with tensors identical to an uninterrupted run with the same run secret, and the
+# privacy ledger counts every step exactly once. The SIGUSR1 run pins its secret (dp.secret_file);
+# the SIGKILL run draws its own (secret.key), and its reference is an uninterrupted run pinned to
+# that file afterwards: replayed steps reuse the run's own coins.
 source "$(dirname "$0")/../support/script_lib.sh"
 export OMP_NUM_THREADS=1
 "$PY" "$TESTS/python/make_train_dataset.py" "$TMP/train.h5" --n 16 --classes 4
 STEPS=16
+"$PY" -c 'import secrets; print(secrets.token_hex(32))' > "$TMP/pinned.key"
 command -v pkill > /dev/null || fail "pkill not found (Debian package procps; jobs/install-deps.sh installs it)"
 
-cmd() {  # name
-  echo "$VARDP_BIN" train --config "$TESTS/data/train_tiny.toml" --set "model.vae=$FIX/vae_fixture.pth" \
+cmd() {  # name [key file]
+  echo "$VARDP_BIN" train ${2:+--set dp.secret_file=$2} --config "$TESTS/data/train_tiny.toml" --set "model.vae=$FIX/vae_fixture.pth" \
     --set "model.var=$FIX/var_fixture.pth" --set "data.train=$TMP/train.h5" --set "output.dir=$TMP/$1" \
     --set train.steps=$STEPS --set dp.enabled=true --set dp.noise_multiplier=0.8 --set dp.sample_rate=0.5 \
     --set output.checkpoint_every=2 --set train.log_every=1
@@ -24,12 +28,12 @@ wait_for_checkpoint() {  # dir, pid
 }
 
 # Uninterrupted reference.
-mpirun_n 2 $(cmd ref) > "$TMP/ref.log" 2>&1 || { cat "$TMP/ref.log"; fail "reference run"; }
+mpirun_n 2 $(cmd ref "$TMP/pinned.key") > "$TMP/ref.log" 2>&1 || { cat "$TMP/ref.log"; fail "reference run"; }
 
 # SIGUSR1 once the first checkpoint exists -> exit 75 -> resume.
 # mpirun itself in the background (not a shell function), so that $! is mpirun: it forwards
 # SIGUSR1 to the ranks as Slurm's --signal would deliver it.
-mpirun -np 2 --oversubscribe $(cmd usr1) > "$TMP/usr1.log" 2>&1 &
+mpirun -np 2 --oversubscribe $(cmd usr1 "$TMP/pinned.key") > "$TMP/usr1.log" 2>&1 &
 pid=$!
 wait_for_checkpoint "$TMP/usr1" $pid || { cat "$TMP/usr1.log"; fail "usr1: no checkpoint"; }
 kill -USR1 $pid
@@ -37,7 +41,7 @@ set +e; wait $pid; rc=$?; set -e
 [ $rc -eq 75 ] || { cat "$TMP/usr1.log"; fail "usr1: exit code $rc, expected 75"; }
 grep -q "stop requested" "$TMP/usr1.log" || fail "usr1: no stop message"
 [ ! -e "$TMP/usr1/DONE" ] || fail "usr1: DONE written by a stopped run"
-mpirun_n 2 $(cmd usr1) --resume auto > "$TMP/usr1b.log" 2>&1 || { cat "$TMP/usr1b.log"; fail "usr1: resume"; }
+mpirun_n 2 $(cmd usr1 "$TMP/pinned.key") --resume auto > "$TMP/usr1b.log" 2>&1 || { cat "$TMP/usr1b.log"; fail "usr1: resume"; }
 grep -q "resumed from" "$TMP/usr1b.log" || fail "usr1: did not resume"
 
 # SIGKILL after a checkpoint (between checkpoints) -> resume.
@@ -56,6 +60,8 @@ set -e
 grep -q "refusing to resume" "$TMP/changed.log" || fail "changed config: no clear message"
 mpirun_n 2 $(cmd kill) > "$TMP/killb.log" 2>&1 || { cat "$TMP/killb.log"; fail "kill: resume"; }
 grep -q "resumed from" "$TMP/killb.log" || fail "kill: did not resume"
+# The uninterrupted reference of the SIGKILL run: the same coins, through its own secret.key.
+mpirun_n 2 $(cmd refkill "$TMP/kill/secret.key") > "$TMP/refkill.log" 2>&1 || { cat "$TMP/refkill.log"; fail "refkill"; }
 
 "$PY" - "$TMP" $STEPS <<'PYEOF'
 import sys, h5py, numpy as np
@@ -70,9 +76,13 @@ def load(name):
             t.update({f"{moment}/{k}": o[k][...] for k in o.attrs["keys"]})
         ledger = (f["privacy/steps"][...].sum(), f["privacy"].attrs["total_steps"])
         return t, ledger, f.attrs["step"]
-ref, ref_ledger, ref_step = load("ref")
-assert ref_step == steps and ref_ledger == (steps, steps), (ref_step, ref_ledger)
+refs = {"usr1": load("ref"), "kill": load("refkill")}
+for ref, ref_ledger, ref_step in refs.values():
+    assert ref_step == steps and ref_ledger == (steps, steps), (ref_step, ref_ledger)
+a, b = refs["usr1"][0], refs["kill"][0]
+assert any(not np.array_equal(a[k], b[k]) for k in a), "runs with different secrets gave identical tensors"
 for name in ("usr1", "kill"):
+    ref = refs[name][0]
     t, ledger, step = load(name)
     assert step == steps, (name, step)
     assert ledger == (steps, steps), (name, ledger)

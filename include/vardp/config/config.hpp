@@ -76,6 +76,10 @@ struct DpConfig {
   std::string accountant = "rdp";      // rdp | prv
   int64_t augmult = 1;                 // views per example, averaged before clipping
   std::string grad_sample_mode = "bk"; // reference | instantiate | bk
+  // The run secret that keys the noise and the Poisson lots (docs/privacy.md). Empty: a fresh
+  // 256-bit secret from the OS per run, kept in <output.dir>/secret.key. A path pins it
+  // (reproducible DP runs for tests and audits): 64 hex digits in a private file.
+  std::string secret_file;
 };
 
 struct DistConfig {
@@ -167,7 +171,8 @@ void visit_train(V& v, TrainConfig& c) {
   v.field("warmup_steps", c.warmup_steps, "linear warm-up steps");
   v.field("grad_clip", c.grad_clip, "global gradient-norm clipping for non-DP runs; 0 off");
   v.field("label_smooth", c.label_smooth, "label smoothing of the cross-entropy");
-  v.field("seed", c.seed, "root seed of every random stream");
+  v.field("seed", c.seed, "root seed of the public random streams (init, crops, flips, label dropout, "
+                         "drop-path); never of the DP noise or lots");
   v.field("log_every", c.log_every, "steps between progress lines");
   v.field("dry_run", c.dry_run, "build everything, print parameter counts, do not train");
   v.field("max_hours", c.max_hours, "checkpoint and exit 75 before this many hours; 0 off");
@@ -183,6 +188,10 @@ void visit_dp(V& v, DpConfig& c) {
   v.field("accountant", c.accountant, "rdp | prv");
   v.field("augmult", c.augmult, "augmentation multiplicity k (views per example)");
   v.field("grad_sample_mode", c.grad_sample_mode, "reference | instantiate | bk");
+  v.field("secret_file", c.secret_file,
+          "file with the 256-bit run secret (64 hex digits) that keys noise and lots; empty: a fresh secret "
+          "per run in <output.dir>/secret.key (docs/privacy.md). Pinning it makes DP runs reproducible: "
+          "for tests and audits only");
 }
 template <class V>
 void visit_dist(V& v, DistConfig& c) {

@@ -38,6 +38,7 @@ class TokenCache {
   const std::vector<int64_t>& labels() const { return labels_; }
   int64_t image_size() const { return image_size_; }
   const std::string& dataset_images_sha256() const { return dataset_sha_; }
+  const std::string& vae_sha256() const { return vae_sha_; }  // of the VQ-VAE file that tokenised
   // Token ids (rows.size() x L, row-major) of (example, pool view) pairs.
   std::vector<int64_t> read(const std::vector<std::pair<int64_t, int64_t>>& rows) const;
 
@@ -46,7 +47,7 @@ class TokenCache {
   io::H5File file_;
   int64_t n_ = 0, pool_ = 0, L_ = 0, image_size_ = 0;
   std::vector<int64_t> patch_nums_, labels_;
-  std::string dataset_sha_;
+  std::string dataset_sha_, vae_sha_;
 };
 
 }  // namespace vardp::data

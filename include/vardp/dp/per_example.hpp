@@ -45,6 +45,7 @@ class TrainableSet {
   const std::string& name(int64_t i) const { return names_[static_cast<size_t>(i)]; }
   const torch::Tensor& tensor(int64_t i) const { return params_[static_cast<size_t>(i)]; }
   int64_t index_of(const std::string& name) const;  // -1 when not in the set
+  int64_t index_of_tensor(const torch::Tensor& t) const;  // the same tensor object; -1 when absent
   int64_t numel() const { return total_; }
   int64_t offset(int64_t i) const { return offsets_[static_cast<size_t>(i)]; }
   torch::TensorOptions options() const;  // dtype and device of the flat vectors

@@ -6,31 +6,35 @@
 #include <cstdint>
 
 #include "vardp/dist/tensor_comm.hpp"
+#include "vardp/dp/secret_coins.hpp"
+#include "vardp/dp/secure_noise.hpp"
 
 namespace vardp::dp {
 
-// Opacus' clip factor per example: min(1, C / (norm + 1e-6)). Multiplying an example's gradient
-// by it bounds its L2 norm by C: the sensitivity of the summed gradient to adding or removing
-// one example (ARCHITECTURE invariant 1: clipped once, jointly over all trainable tensors).
+// Clip factor per example: min(1, C (1 - kClipSafety) / (norm + 1e-6)), Opacus' rule with a
+// safety margin. Multiplying an example's gradient by it bounds its L2 norm by C: the
+// sensitivity of the summed gradient to adding or removing one example (ARCHITECTURE
+// invariant 1: clipped once, jointly over all trainable tensors). The margin makes the bound
+// hold after rounding: norms are float64 sums of float32 squares (relative error < 1e-12), the
+// factor and the scaled coordinates are rounded to float32 (relative error <= 2^-24 each), so the
+// scaled gradient's norm is at most C (1 - 1e-5)(1 + 2^-23) < C. Where gradients are
+// materialised (reference, instantiate, partial examples, view groups) this is unconditional.
+// The BK strategy's ghost norms come from float32 Gram products: the margin covers their
+// rounding (relative error ~1e-7 typical), not a pathological cancellation (docs/privacy.md).
+inline constexpr double kClipSafety = 1e-5;
 torch::Tensor clip_factors(const torch::Tensor& per_example_norms, double max_grad_norm);
 
-// Flat L2 norm of each example's gradient over several tensors with a leading batch dimension.
-torch::Tensor per_example_norms(const std::vector<torch::Tensor>& per_example_grads);
-
-// sum_b clip(g_b): per_example_grads are [B, ...] tensors (all tensors of one example form one
-// gradient); returns the clipped sums in the same shapes without the batch dimension.
-std::vector<torch::Tensor> clipped_sum(const std::vector<torch::Tensor>& per_example_grads, double max_grad_norm,
-                                       torch::Tensor* norms_out = nullptr);
-
-// N(0, std^2) noise for every coordinate of `like`, drawn from the dedicated stream
-// (seed, dp_noise, step) that no data-dependent code touches (invariant 2).
-torch::Tensor gaussian_noise(const torch::Tensor& like, double std, uint64_t seed, int64_t step);
+// N(0, std^2) noise for every coordinate of `like` (its shape, device and dtype), drawn from the
+// secret stream of `step` that no data-dependent code touches (invariants 2 and 6;
+// secure_noise.hpp). Drawn on the CPU, so CPU and CUDA runs add the same noise.
+torch::Tensor gaussian_noise(const torch::Tensor& like, double std, const RunSecret& secret, int64_t step);
 
 struct NoiseSpec {
   double noise_multiplier = 0.0;  // sigma
   double max_grad_norm = 1.0;     // C
   double expected_lot_size = 1.0; // q * N
-  uint64_t seed = 0;
+  const RunSecret* secret = nullptr;        // the mechanism's coins; required when sigma > 0
+  NoisePrefetcher* prefetcher = nullptr;    // optional (rank 0): noise drawn ahead, same values
 };
 
 // Turns this rank's sum of clipped per-example gradients into the privatised update of `step`:

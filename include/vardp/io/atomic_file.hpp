@@ -27,8 +27,9 @@ class AtomicH5File {
   bool committed_ = false;
 };
 
-// Writes a small text file atomically (markers such as `latest`).
-void write_text_atomic(const std::string& path, const std::string& content);
+// Writes a small text file atomically (markers such as `latest`). `mode` is the file's mode
+// (less the umask), e.g. 0600 for private run state such as secret.key.
+void write_text_atomic(const std::string& path, const std::string& content, unsigned mode = 0644);
 // fsync of a path (file or directory); throws on failure.
 void fsync_path(const std::string& path);
 

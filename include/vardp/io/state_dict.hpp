@@ -18,6 +18,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -73,7 +74,10 @@ StateDict load_state_dict_h5(const std::string& path);
 
 // Writes `sd` in the HDF5 layout above, atomically (AtomicH5File). `provenance` supplies the
 // config and world size; its format and format_version are replaced by the state-dict ones.
-void save_state_dict_h5(const StateDict& sd, const std::string& path, const Provenance& provenance);
+// `annotate`, if given, writes more into the open file before it is committed (vardp merge: the
+// privacy stamp of train/release.hpp), so the file never appears under its name without it.
+void save_state_dict_h5(const StateDict& sd, const std::string& path, const Provenance& provenance,
+                        const std::function<void(hid_t)>& annotate = {});
 
 // The /tensors group of the layout above under any location and group name (checkpoints hold
 // several such groups). `path` names the file in errors.

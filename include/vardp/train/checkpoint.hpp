@@ -1,14 +1,19 @@
-// Training checkpoints (checkpoint-<step>.h5, format "vardp.checkpoint", version 1): everything a
+// Training checkpoints (checkpoint-<step>.h5, format "vardp.checkpoint", version 2): everything a
 // resumed run needs to continue bit-identically. All randomness of a run comes from counter-based
-// streams keyed by (seed, purpose, step, example, view), so the step count and the seed ARE the
-// state of every random stream and of the data position.
+// streams keyed by (seed, purpose, step, example, view) (public streams) and by (run secret,
+// purpose, step, position) (the DP noise and lots), so the step count, the seed and the run
+// secret ARE the state of every random stream and of the data position. Checkpoints are PRIVATE
+// run state (docs/privacy.md): they hold optimizer moments and non-private diagnostics.
 //
 // Layout:
 //   root attributes  provenance (config_toml = resolved config, world_size), step (completed
 //                    optimizer steps), planned_steps, seed, method, base_vae, base_var (paths),
 //                    base_var_sha256 (empty for a random initialisation), num_classes,
 //                    noise_multiplier, sample_rate (DP runs), optimizer_steps, total_flops,
-//                    wall_seconds
+//                    wall_seconds, non_private (string list: the attributes above that are
+//                    diagnostics of private data, not covered by DP), version 2 on:
+//                    secret_source ("generated" | "supplied"; "" without DP) and
+//                    secret_fingerprint (RunSecret::fingerprint, to check secret.key on resume)
 //   /trainable       state-dict group (state_dict.hpp layout): the trained tensors only (PEFT
 //                    checkpoints stay small; the base is referenced by path + SHA-256)
 //   /optimizer/<moment>  one state-dict group per optimizer moment, keyed by parameter name:
@@ -27,6 +32,7 @@
 namespace vardp::train {
 
 inline constexpr const char* kCheckpointFormat = "vardp.checkpoint";
+inline constexpr int64_t kCheckpointFormatVersion = 2;
 
 struct CheckpointData {
   int64_t step = 0;
@@ -40,6 +46,8 @@ struct CheckpointData {
   int64_t optimizer_steps = 0;
   double total_flops = 0.0;  // training cost so far (flops.h5 counters)
   double wall_seconds = 0.0;
+  std::string secret_source;       // DP runs; empty in version-1 checkpoints (coins keyed by seed)
+  std::string secret_fingerprint;
   io::StateDict trainable;
   std::map<std::string, io::StateDict> optimizer;  // moment -> tensors by parameter name
   std::optional<dp::PrivacyLedger> ledger;

@@ -24,6 +24,11 @@ class CheckpointDir {
   std::optional<std::string> latest() const;
   // Steps of the checkpoints present, ascending.
   std::vector<int64_t> steps() const;
+  // Removes every checkpoint newer than the one `latest` names (all of them without `latest`):
+  // complete files whose marker was never written (killed in between). A resume replays their
+  // steps, so keeping them would leave a second version of a step on disk (invariant 4).
+  // Returns the removed paths.
+  std::vector<std::string> remove_orphans();
   // A DONE marker: the run finished; `--resume auto` then exits 0 at once.
   void mark_done(const std::string& summary);
   bool done() const;

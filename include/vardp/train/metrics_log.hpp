@@ -48,8 +48,13 @@ class MetricsLog {
 // Training cost (flops.h5, format "vardp.flops", version 1; docs/formats/run.md): the FLOPs of
 // every step by the analytic model of `vardp profile` (profile/training_flops.hpp): the paper's
 // count (VQ-VAE tokenisation + VAR forward + backward) apart from the DP extras and the optimizer,
-// plus wall time per phase. The paper's total is carried in checkpoints and the per-step rows are
-// restored from flops.h5 on resume, so a resumed run's file covers all its segments.
+// plus, for non-private runs only, wall time per phase. The paper's total is carried in
+// checkpoints and the per-step rows are restored from flops.h5 on resume, so a resumed run's file
+// covers all its segments.
+//
+// flops.h5 is RELEASABLE (train/release.hpp): for a DP run the tally must hold PLANNED FLOPs only
+// (from the expected lot size q*N, never the realised one), and no time is written, since step
+// and wall times grow with the realised lot sizes (invariant 5).
 struct FlopsTally {
   struct Step {
     int64_t step = 0;  // 1-based optimizer step
@@ -68,9 +73,12 @@ struct FlopsTally {
 };
 // The per-step rows of a flops.h5 (empty when it has none).
 std::vector<FlopsTally::Step> read_flops_steps(const std::string& path);
+// `ledger`: the run's privacy ledger for a DP run, nullptr for a plain one. With a ledger the file
+// gets no wall_seconds / achieved_tflops / phase_seconds and carries the ledger and the spent
+// epsilon (train::write_release_privacy); without one it is stamped non-private (epsilon = +inf).
 void write_flops(const std::string& path, const io::Provenance& provenance, const FlopsTally& tally,
                  const std::map<std::string, int64_t>& attrs_int,
-                 const std::map<std::string, std::string>& attrs_string);
+                 const std::map<std::string, std::string>& attrs_string, const dp::PrivacyLedger* ledger);
 
 // The FLOP model of training `var` (adapted: requires_grad marks what trains) as `cfg` runs it:
 // its VQ-VAE (`vae`), token cache or not, the optimizer with the trainer's weight-decay rule and,

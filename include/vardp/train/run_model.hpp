@@ -3,9 +3,11 @@
 // of a finished or interrupted run rebuilt from its config and a checkpoint (vardp merge,
 // vardp sample --run).
 #pragma once
+#include <optional>
 #include <string>
 
 #include "vardp/config/config.hpp"
+#include "vardp/dp/ledger.hpp"
 #include "vardp/model/var.hpp"
 #include "vardp/model/vqvae.hpp"
 #include "vardp/train/adaptation.hpp"
@@ -33,6 +35,9 @@ struct TrainedModel {
   RunModels models;
   AdaptationReport adaptation;
   int64_t step = 0;
+  // The checkpoint's privacy ledger (absent: a non-DP run): what every file released from this
+  // model states (train/release.hpp, invariant 4).
+  std::optional<dp::PrivacyLedger> ledger;
 };
 TrainedModel load_trained_model(const config::Config& cfg, const std::string& checkpoint);
 
