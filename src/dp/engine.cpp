@@ -138,7 +138,8 @@ torch::Tensor DpEngine::finish_step(dist::TensorComm& comm, const NoiseSpec& spe
   for (const auto& kv : norms_) {
     local_sum += kv.second;
     local_max = std::max(local_max, kv.second);
-    if (opt_.max_grad_norm * (1.0 - kClipSafety) / (kv.second + 1e-6) < 1.0) ++local_clipped;
+    if (clip_factors(torch::tensor({kv.second}, torch::kFloat64), opt_.max_grad_norm).item<double>() < 1.0)
+      ++local_clipped;  // the engine's own clip rule, not a copy of it
   }
   const int64_t examples = host.all_reduce(static_cast<int64_t>(norms_.size()), dist::ReduceOp::sum);
   const double sum_norms = host.all_reduce(local_sum, dist::ReduceOp::sum);
@@ -168,6 +169,12 @@ std::function<torch::Tensor(const torch::Tensor&)> var_row_loss(model::VAR var, 
                                                                  model::ForwardOptions opt, double label_smoothing) {
   VARDP_CHECK(opt.cond_drop_rate == 0,
               "var_row_loss: label dropout must come as an explicit per-row label_drop_mask, not a rate");
+  // Invariant 6 for drop-path too: drawn inside the forward, its masks would differ between the
+  // batched forward, the per-example ones and another micro-batch split.
+  bool drops = false;
+  for (double r : var->drop_path_rates()) drops = drops || r > 0;
+  VARDP_CHECK(!(var->is_training() && drops) || opt.drop_path_keep.defined(),
+              "var_row_loss: drop-path in training needs an explicit per-row drop_path_keep, not a rate");
   const int64_t R = labels.size(0);
   VARDP_CHECK(x_BLCv.size(0) == R && targets.size(0) == R, "var_row_loss: labels (", R, "), inputs ",
               x_BLCv.sizes(), " and targets ", targets.sizes(), " disagree on the rows");

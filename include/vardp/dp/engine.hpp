@@ -59,7 +59,9 @@ struct StepStats {
 
 class DpEngine {
  public:
-  // `model` is the module whose parameter names `set` uses.
+  // `model` is the module whose parameter names `set` uses. It must be owned by a shared_ptr
+  // (as every TORCH_MODULE is): the hooked strategies attach their observer by walking the
+  // module tree from it, which LibTorch allows only for shared modules.
   DpEngine(torch::nn::Module& model, TrainableSet set, EngineOptions options);
 
   const EngineOptions& options() const { return opt_; }
