@@ -4,12 +4,13 @@
 // a step is replayed after a resume.
 //
 // Sampler, against floating-point attacks on the noise (Mironov 2012; Jin et al. 2022): each
-// coordinate is (z1 + z2 + z3 + z4) / 2 * std with z_i standard normals from Box-Muller on
-// 53-bit uniforms in float64, rounded to float32 once at the end. Summing four normals is what
-// Opacus' secure_mode does (there in float32) to fill the gaps that a single Box-Muller sample
-// leaves in the tails; drawing in float64 puts those gaps far below the float32 grid of the
-// released sum. Cost: 32 bytes of ChaCha20 keystream, 2 logs, 2 square roots and 2 sin/cos
-// pairs per coordinate (`vardp bench-noise` measures coordinates per second).
+// coordinate is (z1 + z2 + z3 + z4) / 2 * std with z_i standard normals from Box-Muller (two
+// pairs) on 52-bit uniforms in float64, rounded to float32 once at the end. Summing four normals
+// is what Opacus' secure_mode does (there in float32) to fill the gaps that a single Box-Muller
+// sample leaves in the tails; drawing in float64 puts those gaps far below the float32 grid of
+// the released sum. The float64 arithmetic is our own (box_muller.hpp): deterministic on any
+// x86-64 and vectorised. Cost per coordinate: 32 bytes of ChaCha20 keystream, 2 logs, 2 square
+// roots and 2 sin + cos (`vardp bench-noise` measures coordinates per second).
 #pragma once
 #include <condition_variable>
 #include <cstdint>

@@ -1,6 +1,7 @@
-// Counter-based random streams (ARCHITECTURE invariant 6): every random draw is a pure function
-// of (seed, purpose, step, example, view, index), so it is the same whichever rank makes it and
-// however the work is split. Philox4x32-10 (Salmon et al. 2011), the generator behind cuRAND's
+// Counter-based PUBLIC random streams (ARCHITECTURE invariant 6): every random draw is a pure
+// function of (seed, purpose, step, example, view, index), so it is the same whichever rank makes
+// it and however the work is split. The seed is public (it is in every output): the mechanism's
+// coins of DP use the secret streams of dp/secret_coins.hpp instead. Philox4x32-10 (Salmon et al. 2011), the generator behind cuRAND's
 // and JAX's counter-based streams.
 #pragma once
 #include <array>
@@ -10,8 +11,10 @@ namespace vardp::rng {
 
 // Purposes keep streams of different consumers apart. Append new ones; never renumber.
 enum class Purpose : uint32_t {
-  lot_sampling = 1,   // Poisson lot membership (dp)
-  dp_noise = 2,       // Gaussian noise of DP-SGD: touched by no data-dependent code
+  // 1 and 2 are retired: the DP coins (Poisson lots, Gaussian noise) must never come from the
+  // public train.seed; they are drawn from the run secret's streams (dp/secret_coins.hpp).
+  lot_sampling = 1,
+  dp_noise = 2,
   view = 3,           // crop/flip of an augmentation view (data)
   label_dropout = 4,  // classifier-free-guidance label dropout
   drop_path = 5,
