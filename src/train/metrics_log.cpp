@@ -47,6 +47,10 @@ void MetricsLog::write(const std::string& path, const io::Provenance& provenance
     const std::vector<hsize_t> dims{static_cast<hsize_t>(rows.size())};
     io::h5_write(file.id(), "metrics/" + name + "/step", steps, dims);
     io::h5_write(file.id(), "metrics/" + name + "/value", values, dims);
+    // Invariant 5: in a DP run every series computed from the private data is marked, one by one
+    // (lr and epsilon follow from the public plan).
+    if (ledger && name != "lr" && name != "epsilon")
+      io::h5_write_attr(io::h5_open_group(file.id(), "metrics/" + name).id(), "non_private", int64_t{1});
   }
   file.commit();
 }

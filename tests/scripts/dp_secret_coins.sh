@@ -75,5 +75,12 @@ print(f"P = {P} trainable coordinates; |r| with secret coins = {r_secret:.2f} C 
 assert r_secret > 10 * C and r_secret > 0.5 * np.sqrt(2 * P) * C, r_secret
 # Known coins cancel: what is left is one clipped gradient (<= C, up to float32 rounding of t).
 assert 0 < r_known <= C * (1 + 1e-3), r_known
+# Private diagnostics are marked one by one (invariant 5); the public plan's series are not.
+with h5py.File(f"{tmp}/a/metrics.h5", "r") as f:
+    m = f["metrics"]
+    for name in ("loss", "grad_norm", "lot_size", "step_time", "clip_fraction"):
+        assert m[name].attrs.get("non_private") == 1, f"metrics.h5 {name} is not marked non-private"
+    for name in ("lr", "epsilon"):
+        assert "non_private" not in m[name].attrs, f"metrics.h5 {name} is marked non-private"
 PYEOF
 echo "dp_secret_coins OK"
