@@ -134,6 +134,14 @@ TrainedModel load_trained_model(const config::Config& cfg, const std::string& ch
   t.models.var->eval();
   t.step = c.step;
   t.ledger = std::move(c.ledger);
+  if (t.ledger && c.secret_source.empty()) {
+    // A format-1 checkpoint: its noise and lots were keyed by the public train.seed, so anyone
+    // with its config can regenerate them (invariant 6): its ledger's epsilon is not a
+    // guarantee, and releases of it must not state one.
+    log::warn(checkpoint, " predates secret coins (its DP noise was keyed by the public train.seed): files made "
+              "from it claim no DP guarantee (epsilon = inf)");
+    t.ledger.reset();
+  }
   return t;
 }
 

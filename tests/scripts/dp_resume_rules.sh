@@ -70,6 +70,16 @@ with h5py.File(sys.argv[1], "r+") as f:
 PYEOF
 train old --set dp.enabled=true --set output.force_resume=true --set train.steps=6
 expect_refused "format-1 checkpoint" "keyed by the public train.seed"
+# ... and a release made from it states no guarantee (its ledger's epsilon would be false).
+"$VARDP_BIN" merge --run "$TMP/old" --out "$TMP/old_merged.h5" > "$TMP/old_merge.log" 2>&1 ||
+  { cat "$TMP/old_merge.log"; fail "merge of a format-1 run"; }
+grep -q "predates secret coins" "$TMP/old_merge.log" || { cat "$TMP/old_merge.log"; fail "no warning on merge"; }
+"$PY" - "$TMP/old_merged.h5" <<'PYEOF'
+import sys, math, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    assert math.isinf(f.attrs["epsilon"]) and f.attrs["dp_enabled"] == 0, dict(f.attrs)
+    assert "privacy" not in f, "a format-1 model carries a ledger"
+PYEOF
 
 # 4. another secret.key; no secret.key.
 copy swapped
