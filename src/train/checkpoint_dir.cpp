@@ -55,9 +55,22 @@ void CheckpointDir::mark_latest(int64_t step) {
 }
 
 std::optional<std::string> CheckpointDir::latest() const {
-  std::ifstream in(fs::path(run_dir_) / "latest");
+  const fs::path marker = fs::path(run_dir_) / "latest";
+  std::error_code ec;
+  if (!fs::exists(marker, ec)) return std::nullopt;
+  // A marker that exists but says nothing usable is refused, never read as "fresh start": that
+  // would restart from step 0 over the run's checkpoints (and, for DP, replay its steps).
+  std::ifstream in(marker);
   std::string name;
-  if (!in || !std::getline(in, name) || name.empty()) return std::nullopt;
+  if (!in || !std::getline(in, name))
+    throw Error("`latest` is empty or unreadable; it must name the newest complete checkpoint (e.g. " +
+                    fs::path(path_for_step(0)).filename().string() + "); fix or remove it",
+                marker.string());
+  static const std::regex pattern("checkpoint-[0-9]{8}\\.h5");
+  if (!std::regex_match(name, pattern))
+    throw Error("`latest` must hold a checkpoint file name of this directory (checkpoint-<8 digits>.h5), not '" +
+                    name + "'",
+                marker.string());
   std::string path = (fs::path(run_dir_) / name).string();
   if (!fs::exists(path)) throw Error("`latest` names " + name + ", which is missing", run_dir_);
   return path;

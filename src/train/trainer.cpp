@@ -281,6 +281,13 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
     return outcome;
   }
   if (req.resume != "never") {
+    // Every rank reads the same marker: a broken one is a collective usage error, never a
+    // fresh start over the run's checkpoints.
+    try {
+      (void)ckdir.latest();
+    } catch (const Error& e) {
+      throw CollectiveError(e.message(), e.context(), /*usage=*/true);
+    }
     // Invariant 4, no second version of a step survives: a complete checkpoint newer than
     // `latest` (killed between its rename and the marker) goes before anything is resumed.
     if (comm.is_root())
@@ -351,6 +358,10 @@ TrainOutcome run_training(dist::Comm& comm, const TrainRequest& req) {
         metrics = MetricsLog::read(metrics_path);
         metrics.truncate_after(start);
       }
+      if (start > planned)
+        throw CollectiveError(str(*latest, " is at step ", start, ", beyond the ", planned,
+                                  " steps this run plans; nothing to resume"),
+                              cfg.output.dir, /*usage=*/true);
       log::info("resumed from ", *latest, " at step ", start, " of ", planned);
     }
   }

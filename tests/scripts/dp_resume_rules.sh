@@ -4,6 +4,7 @@
 #  2. a checkpoint whose ledger accounts fewer steps than the model took is refused (force too);
 #  3. a checkpoint from before secret coins (format 1: noise keyed by train.seed) is refused;
 #  4. a secret.key that is not the one the steps were drawn with, or a missing one, is refused;
+#     so is an empty `latest` (never read as a fresh start over the checkpoints);
 #  5. an orphan checkpoint (complete, newer than `latest`: killed between write and marker) is
 #     removed on resume, and the replayed steps reproduce it bit for bit (same coins);
 #  6. a token cache made with another VQ-VAE than model.vae is refused with a clear error;
@@ -90,6 +91,20 @@ copy nokey
 rm "$TMP/nokey/secret.key"
 train nokey --set dp.enabled=true --set output.force_resume=true --set train.steps=6
 expect_refused "missing secret" "has checkpoints but no secret.key"
+
+# 4b. an empty `latest` is refused, never read as a fresh start over the checkpoints.
+copy emptylatest
+: > "$TMP/emptylatest/latest"
+sums=$(sha256sum "$TMP"/emptylatest/checkpoint-*.h5)
+train emptylatest --set dp.enabled=true
+expect_refused "empty latest" "latest. is empty"
+[ "$(sha256sum "$TMP"/emptylatest/checkpoint-*.h5)" = "$sums" ] || fail "empty latest: checkpoints changed"
+
+# 4c. a checkpoint beyond the plan (train.steps lowered) is refused, not finished with "loss 0".
+copy beyond
+train beyond --set dp.enabled=true --set output.force_resume=true --set train.steps=2
+expect_refused "checkpoint beyond the plan" "beyond the 2 steps this run plans"
+[ ! -e "$TMP/beyond/DONE" ] || fail "checkpoint beyond the plan: DONE written"
 
 # 5. orphan: `latest` names step 2 although the complete step-4 checkpoint exists (a run of its
 # own: the resolved config names its directory, and a resume must find it unchanged).

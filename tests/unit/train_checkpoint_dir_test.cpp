@@ -3,6 +3,9 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "test_paths.hpp"
 #include "vardp/train/checkpoint_dir.hpp"
@@ -38,6 +41,50 @@ TEST(CheckpointDir, LatestNamingAMissingFileIsAnError) {
   ck.mark_latest(5);
   std::filesystem::remove(ck.path_for_step(5));
   EXPECT_THROW(ck.latest(), std::exception);
+}
+
+void expect_error(const std::function<void()>& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one containing '" << needle << "'";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(CheckpointDir, BrokenLatestIsRefusedNeverReadAsAFreshStart) {
+  // An empty or foreign `latest` would otherwise restart the run from step 0 over its
+  // checkpoints (and remove_orphans would then see every checkpoint as uncommitted).
+  test::ScratchDir dir;
+  CheckpointDir ck(dir / "run", 3);
+  touch(ck.path_for_step(5));
+  ck.mark_latest(5);
+  const std::string marker = dir / "run/latest";
+  for (const std::string& text : {std::string(), std::string("\n"), std::string("../other/checkpoint-00000005.h5\n"),
+                                   ck.path_for_step(5) + "\n", std::string("DONE\n")}) {
+    std::ofstream(marker, std::ios::trunc) << text;
+    expect_error([&] { ck.latest(); }, "latest");
+    expect_error([&] { ck.remove_orphans(); }, "latest");
+    EXPECT_TRUE(std::filesystem::exists(ck.path_for_step(5))) << "a checkpoint was removed for '" << text << "'";
+  }
+}
+
+TEST(CheckpointDir, RemoveOrphansKeepsCommittedCheckpointsOnly) {
+  test::ScratchDir dir;
+  CheckpointDir ck(dir / "run", 5);
+  for (int64_t s : {2, 4}) {
+    touch(ck.path_for_step(s));
+    ck.mark_latest(s);
+  }
+  touch(ck.path_for_step(6));  // written, killed before its marker
+  EXPECT_EQ(ck.remove_orphans(), std::vector<std::string>{ck.path_for_step(6)});
+  EXPECT_EQ(ck.steps(), (std::vector<int64_t>{2, 4}));
+  // Without any marker every checkpoint is uncommitted (the marker follows each checkpoint).
+  test::ScratchDir fresh;
+  CheckpointDir none(fresh / "run", 5);
+  touch(none.path_for_step(2));
+  EXPECT_EQ(none.remove_orphans().size(), 1u);
+  EXPECT_TRUE(none.steps().empty());
 }
 
 TEST(StopPolicy, SignalBecomesAStopRequest) {
