@@ -82,6 +82,9 @@ DpPlan plan_dp(const config::Config& cfg, int64_t N) {
   } else {
     throw UsageError("a DP run needs dp.noise_multiplier or dp.target_epsilon", "dp");
   }
+  if (p.sigma == 0)
+    log::warn("dp: noise_multiplier = 0: no noise, epsilon is infinite (kept for tests and audits; every "
+              "release of this run says epsilon = inf)");
   return p;
 }
 

@@ -8,7 +8,8 @@
 #  5. an orphan checkpoint (complete, newer than `latest`: killed between write and marker) is
 #     removed on resume, and the replayed steps reproduce it bit for bit (same coins);
 #  6. a token cache made with another VQ-VAE than model.vae is refused with a clear error;
-#  7. delta >= 1/N prints a warning.
+#  7. delta >= 1/N prints a warning; so does sigma = 0 (allowed for tests and audits), which
+#     reports epsilon = inf.
 source "$(dirname "$0")/../support/script_lib.sh"
 export OMP_NUM_THREADS=1
 "$PY" "$TESTS/python/make_train_dataset.py" "$TMP/d.h5" --n 12 --classes 4
@@ -44,6 +45,10 @@ train dp --set dp.enabled=true
 grep -q "is >= 1/N" "$log" || { cat "$log"; fail "7: no warning for delta = 1/N"; }
 train dpsmall --set dp.enabled=true --set dp.target_delta=1e-5
 grep -q "is >= 1/N" "$log" && fail "7: warning for delta << 1/N"
+train nonoise --set dp.enabled=true --set dp.noise_multiplier=0.0 --set train.steps=1
+[ $rc -eq 0 ] || { cat "$log"; fail "sigma = 0 run (allowed for tests and audits)"; }
+grep -q "noise_multiplier = 0: no noise, epsilon is infinite" "$log" || { cat "$log"; fail "7: no warning for sigma = 0"; }
+grep -q "privacy spent: epsilon = inf" "$log" || { cat "$log"; fail "7: sigma = 0 does not report epsilon = inf"; }
 copy() { rm -rf "$TMP/$1"; cp -a "$TMP/dp" "$TMP/$1"; rm -f "$TMP/$1/DONE"; }
 
 # 2. ledger short of the step count (force_resume does not help).
