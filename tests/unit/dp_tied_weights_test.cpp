@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "expect_error.hpp"
 #include "vardp/dp/engine.hpp"
 #include "vardp/model/linear.hpp"
 
@@ -23,22 +24,13 @@ struct TwoLayers : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x) { return b->forward(a->forward(x)); }
 };
 
-void expect_error(const std::function<void()>& f, const std::string& needle) {
-  try {
-    f();
-    FAIL() << "no error; expected one containing '" << needle << "'";
-  } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
-
 TEST(TiedWeights, OneTensorUnderTwoNamesIsRefused) {
   torch::nn::Module m;
   torch::Tensor w = m.register_parameter("w", torch::zeros({3}));
   auto child = std::make_shared<torch::nn::Module>();
   child->register_parameter("w_alias", w);
   m.register_module("child", child);
-  expect_error([&] { TrainableSet::from_module(m); }, "are one tensor (tied weights)");
+  test::expect_error_containing([&] { TrainableSet::from_module(m); }, "are one tensor (tied weights)");
 }
 
 TEST(TiedWeights, AHookReachingATensorUnderAnotherNameIsRefused) {
@@ -49,7 +41,7 @@ TEST(TiedWeights, AHookReachingATensorUnderAnotherNameIsRefused) {
     torch::Tensor x = torch::randn({3, 4});
     engine.begin_step({0, 1, 2});
     MicroBatch mb{{0, 1, 2}, [&](const torch::Tensor& rows) { return net->forward(x.index_select(0, rows)).sum(1); }};
-    expect_error([&] { engine.feed(mb); }, "tied weights");
+    test::expect_error_containing([&] { engine.feed(mb); }, "tied weights");
   }
   // Untied, the same set trains: the check does not fire on ordinary layers.
   auto net = std::make_shared<TwoLayers>(/*tie=*/false);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "test_paths.hpp"
+#include "expect_error.hpp"
 #include "vardp/train/checkpoint_dir.hpp"
 #include "vardp/train/stop_request.hpp"
 
@@ -43,15 +44,6 @@ TEST(CheckpointDir, LatestNamingAMissingFileIsAnError) {
   EXPECT_THROW(ck.latest(), std::exception);
 }
 
-void expect_error(const std::function<void()>& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one containing '" << needle << "'";
-  } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
-
 TEST(CheckpointDir, BrokenLatestIsRefusedNeverReadAsAFreshStart) {
   // An empty or foreign `latest` would otherwise restart the run from step 0 over its
   // checkpoints (and remove_orphans would then see every checkpoint as uncommitted).
@@ -63,8 +55,8 @@ TEST(CheckpointDir, BrokenLatestIsRefusedNeverReadAsAFreshStart) {
   for (const std::string& text : {std::string(), std::string("\n"), std::string("../other/checkpoint-00000005.h5\n"),
                                    ck.path_for_step(5) + "\n", std::string("DONE\n")}) {
     std::ofstream(marker, std::ios::trunc) << text;
-    expect_error([&] { ck.latest(); }, "latest");
-    expect_error([&] { ck.remove_orphans(); }, "latest");
+    test::expect_error_containing([&] { ck.latest(); }, "latest");
+    test::expect_error_containing([&] { ck.remove_orphans(); }, "latest");
     EXPECT_TRUE(std::filesystem::exists(ck.path_for_step(5))) << "a checkpoint was removed for '" << text << "'";
   }
 }
