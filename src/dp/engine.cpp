@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "vardp/util/error.hpp"
 
@@ -134,13 +135,17 @@ torch::Tensor DpEngine::finish_step(dist::TensorComm& comm, const NoiseSpec& spe
                           "DpEngine::finish_step");
   }
   double local_sum = 0, local_max = 0;
-  int64_t local_clipped = 0;
+  std::vector<double> norms;
+  norms.reserve(norms_.size());
   for (const auto& kv : norms_) {
     local_sum += kv.second;
     local_max = std::max(local_max, kv.second);
-    if (clip_factors(torch::tensor({kv.second}, torch::kFloat64), opt_.max_grad_norm).item<double>() < 1.0)
-      ++local_clipped;  // the engine's own clip rule, not a copy of it
+    norms.push_back(kv.second);
   }
+  // Clipped = scaled down by the engine's own clip rule (one call for the step, not a copy of it).
+  const int64_t local_clipped =
+      norms.empty() ? 0
+                    : clip_factors(torch::tensor(norms, torch::kFloat64), opt_.max_grad_norm).lt(1.0).sum().item<int64_t>();
   const int64_t examples = host.all_reduce(static_cast<int64_t>(norms_.size()), dist::ReduceOp::sum);
   const double sum_norms = host.all_reduce(local_sum, dist::ReduceOp::sum);
   const double max_norm = host.all_reduce(local_max, dist::ReduceOp::max);

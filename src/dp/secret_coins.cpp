@@ -18,6 +18,17 @@ void ensure_sodium() {
   if (rc < 0) throw Error("libsodium could not be initialised", "dp");
 }
 
+std::string to_hex_digits(const uint8_t* bytes, size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(digits[bytes[i] >> 4]);
+    out.push_back(digits[bytes[i] & 15]);
+  }
+  return out;
+}
+
 void put_le(uint8_t* out, uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
 }
@@ -68,16 +79,7 @@ RunSecret RunSecret::from_hex(const std::string& text, const std::string& contex
   return s;
 }
 
-std::string RunSecret::to_hex() const {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * kBytes);
-  for (uint8_t v : key_) {
-    out.push_back(digits[v >> 4]);
-    out.push_back(digits[v & 15]);
-  }
-  return out;
-}
+std::string RunSecret::to_hex() const { return to_hex_digits(key_.data(), key_.size()); }
 
 std::string RunSecret::fingerprint() const {
   ensure_sodium();
@@ -85,13 +87,7 @@ std::string RunSecret::fingerprint() const {
   std::array<uint8_t, crypto_generichash_BYTES_MIN> h{};  // 16 bytes
   crypto_generichash(h.data(), h.size(), reinterpret_cast<const unsigned char*>(kLabel), sizeof(kLabel) - 1,
                      key_.data(), key_.size());
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (uint8_t v : h) {
-    out.push_back(digits[v >> 4]);
-    out.push_back(digits[v & 15]);
-  }
-  return out;
+  return to_hex_digits(h.data(), h.size());
 }
 
 SecretStream::SecretStream(const RunSecret& secret, SecretPurpose purpose, uint64_t step) : secret_(&secret) {

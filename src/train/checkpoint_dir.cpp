@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 
 #include "vardp/io/atomic_file.hpp"
@@ -30,14 +31,20 @@ std::string CheckpointDir::path_for_step(int64_t step) const {
   return step_file((fs::path(run_dir_) / "checkpoint").string(), step);
 }
 
+namespace {
+// The step of a checkpoint file name as path_for_step writes it (checkpoint-<8 or more digits>.h5).
+std::optional<int64_t> checkpoint_step(const std::string& name) {
+  static const std::regex pattern("checkpoint-([0-9]{8,})\\.h5");
+  std::smatch m;
+  if (!std::regex_match(name, m, pattern)) return std::nullopt;
+  return std::stoll(m[1]);
+}
+}  // namespace
+
 std::vector<int64_t> CheckpointDir::steps() const {
-  static const std::regex pattern("checkpoint-([0-9]+)\\.h5");
   std::vector<int64_t> out;
-  for (const auto& e : fs::directory_iterator(run_dir_)) {
-    std::smatch m;
-    std::string name = e.path().filename().string();
-    if (std::regex_match(name, m, pattern)) out.push_back(std::stoll(m[1]));
-  }
+  for (const auto& e : fs::directory_iterator(run_dir_))
+    if (auto step = checkpoint_step(e.path().filename().string())) out.push_back(*step);
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -66,8 +73,7 @@ std::optional<std::string> CheckpointDir::latest() const {
     throw Error("`latest` is empty or unreadable; it must name the newest complete checkpoint (e.g. " +
                     fs::path(path_for_step(0)).filename().string() + "); fix or remove it",
                 marker.string());
-  static const std::regex pattern("checkpoint-[0-9]{8}\\.h5");
-  if (!std::regex_match(name, pattern))
+  if (!checkpoint_step(name))
     throw Error("`latest` must hold a checkpoint file name of this directory (checkpoint-<8 digits>.h5), not '" +
                     name + "'",
                 marker.string());
@@ -77,14 +83,8 @@ std::optional<std::string> CheckpointDir::latest() const {
 }
 
 std::vector<std::string> CheckpointDir::remove_orphans() {
-  int64_t committed = -1;
-  if (auto path = latest()) {
-    static const std::regex pattern("checkpoint-([0-9]+)\\.h5");
-    std::smatch m;
-    const std::string name = fs::path(*path).filename().string();
-    if (!std::regex_match(name, m, pattern)) throw Error("`latest` names " + name + ", not a checkpoint", run_dir_);
-    committed = std::stoll(m[1]);
-  }
+  int64_t committed = -1;  // without `latest`, no checkpoint was ever committed
+  if (auto path = latest()) committed = *checkpoint_step(fs::path(*path).filename().string());
   std::vector<std::string> removed;
   for (int64_t step : steps()) {
     if (step <= committed) continue;
